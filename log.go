@@ -38,3 +38,17 @@ type Log interface {
 
 // ErrClosed is returned by a Log that was used after Close.
 var ErrClosed = errors.New("crmpulse: log closed")
+
+// Directory maps the user ids of the sources to people. Its methods may be
+// called concurrently.
+type Directory interface {
+	// People returns every person, in a stable order.
+	People() []Person
+	// Resolve returns the id of the person that user acts as in source: the
+	// person whose ids name it, else the person whose id equals it.
+	Resolve(source, user string) (personID string, ok bool)
+}
+
+// DeltaSubject is the NATS subject on which workers publish, after each
+// commit, the events they applied (a JSON array of events).
+const DeltaSubject = "crmpulse.deltas"

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/crmpulse/crmpulse"
+	"github.com/crmpulse/crmpulse/aggregate"
+	"github.com/crmpulse/crmpulse/config"
+	"github.com/crmpulse/crmpulse/demo"
+	"github.com/crmpulse/crmpulse/directory"
+	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/stream/jetstream"
+	"github.com/crmpulse/crmpulse/web"
+)
+
+func serveCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run everything in one process: embedded NATS JetStream log, Badger state, ingest, workers, web",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(configPath, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "YAML configuration file")
+	f.String("data", "./data", "directory for the event log and the state")
+	f.String("addr", "127.0.0.1:8080", "HTTP listen address")
+	f.String("kafka", "", "Kafka brokers host:port[,...] to use instead of the embedded log")
+	f.Bool("demo", false, "generate realistic CRM traffic so the report moves at once")
+	f.String("durability", config.DurabilityProcess, "process: acknowledged events survive a crash of the process; machine: also of the machine (synced before the acknowledgement)")
+	f.String("timezone", "UTC", "the organisation's IANA time zone")
+	f.String("log-level", "info", "debug, info, warn or error")
+	f.String("log-format", "text", "text or json")
+	return cmd
+}
+
+func newLogger(cfg *config.Config, w *os.File) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the one-process shape until ctx is done, then shuts down in
+// order: stop taking requests, stop the workers after their last commit,
+// close the state, then the log.
+func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Write([]byte) (int, error) }) error {
+	logger := newLogger(cfg, os.Stderr)
+	if cfg.Kafka != "" {
+		return errors.New("--kafka: the Kafka log is not available in this build yet; run without it to use the embedded log")
+	}
+	if !config.IsLoopback(cfg.Addr) && cfg.AdminToken == "" {
+		return fmt.Errorf("config addr: %s is not a loopback address; set CRMPULSE_ADMIN_TOKEN before exposing crmpulse", cfg.Addr)
+	}
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+
+	ns, nc, err := jetstream.StartServer(jetstream.ServerConfig{Dir: cfg.Data, SyncAlways: cfg.Durability == config.DurabilityMachine})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	defer nc.Close()
+
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(cfg.Data, "state")).WithLogger(nil))
+	if err != nil {
+		return fmt.Errorf("open state in %s: %w", cfg.Data, err)
+	}
+	defer db.Close()
+	store, err := aggregate.Open(db, logger)
+	if err != nil {
+		return err
+	}
+	dir, err := directory.Open(db, logger)
+	if err != nil {
+		return err
+	}
+	evlog, err := jetstream.Open(ctx, nc, logger)
+	if err != nil {
+		return err
+	}
+	defer evlog.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	hub := web.NewHub(reg, logger)
+	sub, err := nc.Subscribe(crmpulse.DeltaSubject, func(m *nats.Msg) {
+		var events []crmpulse.Event
+		if err := json.Unmarshal(m.Data, &events); err == nil {
+			hub.Publish(events)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to deltas: %w", err)
+	}
+	defer sub.Unsubscribe()
+
+	rules, _ := cfg.PeriodRules()
+	in := ingest.NewHandler(evlog, hooks(cfg), reg, logger)
+	var working atomic.Bool
+	srv := web.NewServer(web.Config{
+		Location: cfg.Location(), Rules: rules, Version: version,
+		IngestToken: cfg.IngestToken, AdminToken: cfg.AdminToken,
+		Open:      config.IsLoopback(cfg.Addr) && cfg.IngestToken == "" && cfg.AdminToken == "",
+		OpenReads: config.IsLoopback(cfg.Addr),
+	}, store, dir, in, hub, reg, func() bool { return working.Load() && nc.IsConnected() }, logger)
+	hub.SetServer(srv)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+
+	// The workers run until the HTTP server has stopped taking events, so
+	// that everything acknowledged is applied before the state closes.
+	workerCtx, stopWorker := context.WithCancel(context.Background())
+	defer stopWorker()
+	failed := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		worker := aggregate.NewWorker(evlog, store, func(events []crmpulse.Event) {
+			data, _ := json.Marshal(events)
+			nc.Publish(crmpulse.DeltaSubject, data)
+		}, logger)
+		working.Store(true)
+		err := worker.Run(workerCtx)
+		working.Store(false)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			failed <- fmt.Errorf("worker: %w", err)
+		}
+	})
+	wg.Go(func() {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-workerCtx.Done():
+				return
+			case now := <-t.C:
+				hub.Tick(now)
+			}
+		}
+	})
+	if cfg.Demo {
+		wg.Go(func() {
+			if err := demo.Run(workerCtx, evlog, dir, cfg.Location(), logger); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("demo generator stopped", "err", err)
+			}
+		})
+	}
+	go func() {
+		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			failed <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	logger.Info("started", "addr", cfg.Addr, "data", cfg.Data, "log", "jetstream (embedded)",
+		"durability", cfg.Durability, "events", store.Events())
+	if cfg.AdminToken == "" && cfg.IngestToken == "" {
+		logger.Warn("no tokens configured: every route is open to local clients only")
+	}
+	if srvOpenReads := config.IsLoopback(cfg.Addr); srvOpenReads {
+		logger.Info("no sign-in configured: reads are served without sign-in on the loopback address")
+	}
+	fmt.Fprintf(stdout, "crmpulse is running: open http://%s/ in a browser\n", ln.Addr())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-failed:
+	}
+	logger.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	httpSrv.Shutdown(shutCtx)
+	stopWorker()
+	wg.Wait()
+	return runErr
+}
+
+// hooks returns the CRM webhook decoders configured with their secrets.
+func hooks(cfg *config.Config) []ingest.Hook {
+	return nil
+}

@@ -1,0 +1,397 @@
+package web
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmpulse/crmpulse"
+	"github.com/crmpulse/crmpulse/aggregate"
+)
+
+// Live-update tuning.
+const (
+	// frameGap is the least time between two delta frames of a view: a
+	// quiet view sends at once, a busy one coalesces its deltas.
+	frameGap = 20 * time.Millisecond
+	// ringSize is how many recent frames a view keeps for resuming clients.
+	ringSize = 1024
+	// clientQueue is how many frames a client may lag before it is dropped
+	// with a resync message.
+	clientQueue = 256
+	// viewIdle is how long a view without clients is kept for resumes.
+	viewIdle = 5 * time.Minute
+)
+
+// Hub keeps the live views and their websocket clients. Every client of the
+// same view (the same query) sees the same sequence of frames, encoded once.
+type Hub struct {
+	srv     *Server
+	logger  *slog.Logger
+	clients prometheus.Gauge
+	nextID  atomic.Uint64
+
+	mu    sync.Mutex
+	views map[string]*view
+}
+
+// NewHub returns a hub answering from srv's state; srv is set by SetServer.
+func NewHub(reg prometheus.Registerer, logger *slog.Logger) *Hub {
+	h := &Hub{logger: logger.With("component", "live"), views: map[string]*view{},
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "crmpulse_websocket_clients", Help: "Connected websocket clients.",
+		})}
+	reg.MustRegister(h.clients)
+	return h
+}
+
+// SetServer connects the hub to the server whose state it reads.
+func (h *Hub) SetServer(s *Server) { h.srv = s }
+
+// Publish offers newly applied events to every view. It is called from
+// the delta bus subscription.
+func (h *Hub) Publish(events []crmpulse.Event) {
+	h.mu.Lock()
+	views := make([]*view, 0, len(h.views))
+	for _, v := range h.views {
+		views = append(views, v)
+	}
+	h.mu.Unlock()
+	for _, v := range views {
+		v.offer(events)
+	}
+}
+
+// Refresh sends every view a new snapshot, after a change that moves rows
+// (the directory changed, a period's bounds moved).
+func (h *Hub) Refresh() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, v := range h.views {
+		go v.resnapshot()
+	}
+}
+
+// Tick moves named periods (midnight for today) and forgets idle views.
+func (h *Hub) Tick(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for key, v := range h.views {
+		if v.idle(now) {
+			delete(h.views, key)
+			continue
+		}
+		if v.boundsMoved(now) {
+			go v.resnapshot()
+		}
+	}
+}
+
+// view returns the view of the query parameters, creating it.
+func (h *Hub) view(params url.Values) (*view, []crmpulse.FieldError) {
+	clean := url.Values{}
+	for _, k := range []string{"period", "tz", "as_of", "from", "to", "tenant", "team", "office", "user", "entity", "source"} {
+		if val := params.Get(k); val != "" {
+			clean.Set(k, val)
+		}
+	}
+	q, errs := h.srv.parseQuery(clean, time.Now())
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	key := clean.Encode()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v := h.views[key]
+	if v == nil {
+		v = &view{hub: h, params: clean, from: q.Bounds.From, clients: map[*client]struct{}{}, idleSince: time.Now()}
+		h.views[key] = v
+	}
+	return v, nil
+}
+
+// view is one live query and its clients.
+type view struct {
+	hub    *Hub
+	params url.Values
+
+	mu        sync.Mutex
+	from      time.Time
+	seq       uint64
+	ring      []frame
+	clients   map[*client]struct{}
+	pending   []crmpulse.Event
+	timer     *time.Timer
+	lastFrame time.Time
+	idleSince time.Time
+}
+
+type frame struct {
+	seq  uint64
+	data []byte
+}
+
+func (v *view) query() aggregate.Query {
+	q, _ := v.hub.srv.parseQuery(v.params, time.Now())
+	return q
+}
+
+// offer queues the events that touch the view and schedules a frame.
+func (v *view) offer(events []crmpulse.Event) {
+	q := v.query()
+	dir := v.hub.srv.dir
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i := range events {
+		if q.Matches(&events[i], dir) {
+			v.pending = append(v.pending, events[i])
+		}
+	}
+	if len(v.pending) == 0 || v.timer != nil {
+		return
+	}
+	wait := max(frameGap-time.Since(v.lastFrame), 0)
+	v.timer = time.AfterFunc(wait, v.flush)
+}
+
+// flush sends the pending events as one delta frame to every client.
+func (v *view) flush() {
+	q := v.query()
+	srv := v.hub.srv
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.timer = nil
+	if len(v.pending) == 0 {
+		return
+	}
+	only := map[string]bool{}
+	txs := make([]aggregate.Transaction, 0, len(v.pending))
+	for i := range v.pending {
+		e := &v.pending[i]
+		id, _ := aggregate.RowID(srv.dir, e.Source, e.User)
+		only[id] = true
+		txs = append(txs, aggregate.NewTransaction(e, srv.dir))
+	}
+	v.pending = v.pending[:0]
+	slices.SortFunc(txs, func(a, b aggregate.Transaction) int { return b.At.Compare(a.At) })
+	q.Only = only
+	rep := srv.store.Report(q, srv.dir)
+	v.seq++
+	data, err := json.Marshal(map[string]any{
+		"type": "delta", "seq": v.seq, "users": rep.Users, "totals": rep.Totals, "transactions": txs,
+	})
+	if err != nil {
+		v.hub.logger.Error("encode delta", "err", err)
+		return
+	}
+	v.ring = append(v.ring, frame{v.seq, data})
+	if len(v.ring) > ringSize {
+		v.ring = slices.Delete(v.ring, 0, len(v.ring)-ringSize)
+	}
+	v.lastFrame = time.Now()
+	for c := range v.clients {
+		c.send(data)
+	}
+}
+
+// subscribe adds c, answering with a snapshot, or with the frames after
+// since when the view still has them, or with a resync.
+func (v *view) subscribe(c *client, since *uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.clients[c] = struct{}{}
+	if since != nil {
+		if missed, ok := v.after(*since); ok {
+			resumed, _ := json.Marshal(map[string]any{"type": "resumed", "seq": v.seq})
+			c.send(resumed)
+			for _, f := range missed {
+				c.send(f.data)
+			}
+			return
+		}
+		delete(v.clients, c)
+		c.send([]byte(`{"type":"resync"}`))
+		return
+	}
+	c.send(v.snapshot())
+}
+
+// after returns the frames after seq, if the ring still holds all of them.
+func (v *view) after(seq uint64) ([]frame, bool) {
+	if seq > v.seq {
+		return nil, false
+	}
+	if seq == v.seq {
+		return nil, true
+	}
+	if len(v.ring) == 0 || v.ring[0].seq > seq+1 {
+		return nil, false
+	}
+	i := int(seq + 1 - v.ring[0].seq)
+	return v.ring[i:], true
+}
+
+// snapshot encodes the whole report with the view's sequence; the caller
+// holds mu, so no delta slips between the two.
+func (v *view) snapshot() []byte {
+	rep := v.hub.srv.store.Report(v.query(), v.hub.srv.dir)
+	data, _ := json.Marshal(map[string]any{"type": "snapshot", "seq": v.seq, "report": rep})
+	return data
+}
+
+func (v *view) resnapshot() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.from = v.query().Bounds.From
+	data := v.snapshot()
+	for c := range v.clients {
+		c.send(data)
+	}
+}
+
+func (v *view) unsubscribe(c *client) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.clients, c)
+	if len(v.clients) == 0 {
+		v.idleSince = time.Now()
+	}
+}
+
+func (v *view) idle(now time.Time) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.clients) == 0 && now.Sub(v.idleSince) > viewIdle
+}
+
+func (v *view) boundsMoved(now time.Time) bool {
+	q, _ := v.hub.srv.parseQuery(v.params, now)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return !q.Bounds.From.Equal(v.from)
+}
+
+// subscribeMsg is what a client sends.
+type subscribeMsg struct {
+	Type  string            `json:"type"`
+	View  map[string]string `json:"view"`
+	Since *uint64           `json:"since"`
+}
+
+var upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 16 << 10}
+
+// ServeHTTP upgrades GET /v1/live to a websocket and serves one client.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	c := &client{conn: conn, out: make(chan []byte, clientQueue), dropped: make(chan struct{})}
+	id := h.nextID.Add(1)
+	logger := h.logger.With("conn_id", id)
+	h.clients.Inc()
+	defer h.clients.Dec()
+	go c.write()
+	defer c.close()
+
+	conn.SetReadLimit(64 << 10)
+	var current *view
+	defer func() {
+		if current != nil {
+			current.unsubscribe(c)
+		}
+	}()
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			logger.Debug("websocket closed", "err", err)
+			return
+		}
+		var msg subscribeMsg
+		if err := json.Unmarshal(data, &msg); err != nil || msg.Type != "subscribe" {
+			c.send(errorFrame("send {\"type\":\"subscribe\",\"view\":{...}}", nil))
+			continue
+		}
+		params := url.Values{}
+		for k, val := range msg.View {
+			params.Set(k, val)
+		}
+		v, errs := h.view(params)
+		if len(errs) > 0 {
+			c.send(errorFrame("the view is not valid", errs))
+			continue
+		}
+		if current != nil {
+			current.unsubscribe(c)
+		}
+		current = v
+		v.subscribe(c, msg.Since)
+	}
+}
+
+func errorFrame(detail string, errs []crmpulse.FieldError) []byte {
+	data, _ := json.Marshal(map[string]any{"type": "error", "detail": detail, "errors": errs})
+	return data
+}
+
+// client is one websocket connection. Frames go through a bounded queue; a
+// client that falls behind is dropped with a resync message rather than
+// holding up its view.
+type client struct {
+	conn      *websocket.Conn
+	out       chan []byte
+	dropped   chan struct{}
+	dropOnce  sync.Once
+	closeOnce sync.Once
+}
+
+func (c *client) send(data []byte) {
+	select {
+	case c.out <- data:
+	default:
+		c.dropOnce.Do(func() { close(c.dropped) })
+	}
+}
+
+func (c *client) write() {
+	ping := time.NewTicker(30 * time.Second)
+	defer ping.Stop()
+	for {
+		var data []byte
+		select {
+		case data = <-c.out:
+		case <-c.dropped:
+			c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+			c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"resync"}`))
+			c.close()
+			return
+		case <-ping.C:
+			c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if c.conn.WriteMessage(websocket.PingMessage, nil) != nil {
+				c.close()
+				return
+			}
+			continue
+		}
+		c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := c.conn.WriteMessage(websocket.TextMessage, data); err != nil {
+			c.close()
+			return
+		}
+	}
+}
+
+func (c *client) close() {
+	c.closeOnce.Do(func() {
+		c.dropOnce.Do(func() { close(c.dropped) })
+		c.conn.Close()
+	})
+}

@@ -1,0 +1,79 @@
+package web
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/crmpulse/crmpulse"
+	"github.com/crmpulse/crmpulse/aggregate"
+)
+
+// parseQuery reads a report's query parameters (period, tz, as_of, from,
+// to and the filters) as of now.
+func (s *Server) parseQuery(v url.Values, now time.Time) (aggregate.Query, []crmpulse.FieldError) {
+	var errs []crmpulse.FieldError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, crmpulse.FieldError{Field: field, Detail: fmt.Sprintf(format, args...)})
+	}
+	loc := s.cfg.Location
+	if tz := v.Get("tz"); tz != "" {
+		l, err := time.LoadLocation(tz)
+		if err != nil {
+			bad("tz", "%q is not an IANA time zone name", tz)
+		} else {
+			loc = l
+		}
+	}
+	instant := func(name string) time.Time {
+		raw := v.Get(name)
+		if raw == "" {
+			return time.Time{}
+		}
+		t, err := time.Parse(time.RFC3339Nano, raw)
+		if err != nil {
+			bad(name, "%q is not an RFC 3339 instant", raw)
+		}
+		return t
+	}
+	asOf := now
+	if t := instant("as_of"); !t.IsZero() {
+		asOf = t
+	}
+	from, to := instant("from"), instant("to")
+	period := v.Get("period")
+	if period == "" {
+		period = crmpulse.PeriodToday
+		if !from.IsZero() || !to.IsZero() {
+			period = crmpulse.PeriodCustom
+		}
+	}
+	var q aggregate.Query
+	if len(errs) == 0 {
+		b, err := crmpulse.Resolve(period, asOf, loc, s.cfg.Rules, from, to)
+		if err != nil {
+			bad("period", "%v", err)
+		}
+		q.Bounds = b
+	}
+	if a := v.Get("action"); a != "" && crmpulse.Action(a).Index() < 0 {
+		bad("action", "must be one of created, updated, deleted, restored")
+	}
+	q.Tenant, q.Team, q.Office = v.Get("tenant"), v.Get("team"), v.Get("office")
+	q.User, q.Entity, q.Source, q.Action = v.Get("user"), v.Get("entity"), v.Get("source"), v.Get("action")
+	return q, errs
+}
+
+// pageLimit reads the limit parameter: default 100, at most 1,000.
+func pageLimit(v url.Values) (int, []crmpulse.FieldError) {
+	raw := v.Get("limit")
+	if raw == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, []crmpulse.FieldError{{Field: "limit", Detail: "must be a whole number from 1 to 1000"}}
+	}
+	return n, nil
+}

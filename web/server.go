@@ -1,0 +1,248 @@
+// Package web serves the JSON API, the live websocket and the browser view.
+// It answers queries from the aggregate state and forwards the deltas of
+// the delta bus to the websocket clients whose views they touch.
+package web
+
+import (
+	"crypto/subtle"
+	"embed"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/crmpulse/crmpulse"
+	"github.com/crmpulse/crmpulse/aggregate"
+	"github.com/crmpulse/crmpulse/directory"
+	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/problem"
+)
+
+//go:embed static
+var static embed.FS
+
+// Config holds what the web layer needs to know of the configuration.
+type Config struct {
+	Location *time.Location
+	Rules    crmpulse.PeriodRules
+	// IngestToken and AdminToken are bearer tokens; empty means not set.
+	IngestToken, AdminToken string
+	// Open serves every route without a token: only on a loopback address
+	// with no sign-in and no token configured.
+	Open bool
+	// OpenReads serves reads without a token: on a loopback address with
+	// no way for people to sign in.
+	OpenReads bool
+	Version   string
+}
+
+// Server is the HTTP face of crmpulse.
+type Server struct {
+	cfg    Config
+	store  *aggregate.Store
+	dir    *directory.Directory
+	ingest *ingest.Handler
+	hub    *Hub
+	reg    *prometheus.Registry
+	logger *slog.Logger
+	ready  func() bool
+}
+
+// NewServer returns the server; ready reports whether the log is connected
+// and the workers are running.
+func NewServer(cfg Config, store *aggregate.Store, dir *directory.Directory, in *ingest.Handler,
+	hub *Hub, reg *prometheus.Registry, ready func() bool, logger *slog.Logger) *Server {
+	return &Server{cfg: cfg, store: store, dir: dir, ingest: in, hub: hub, reg: reg, ready: ready,
+		logger: logger.With("component", "web")}
+}
+
+type scope int
+
+const (
+	scopeRead scope = iota
+	scopeIngest
+	scopeAdmin
+)
+
+// Handler returns the routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/events", s.need(scopeIngest, s.ingest.ServeEvents))
+	mux.HandleFunc("POST /v1/hooks/{source}", s.ingest.ServeHook)
+	mux.Handle("GET /v1/report", s.need(scopeRead, s.serveReport))
+	mux.Handle("GET /v1/transactions", s.need(scopeRead, s.serveTransactions))
+	mux.Handle("GET /v1/users", s.need(scopeRead, s.serveUsers))
+	mux.Handle("PUT /v1/users/{id}", s.need(scopeAdmin, s.putUser))
+	mux.Handle("GET /v1/live", s.need(scopeRead, s.hub.ServeHTTP))
+	mux.Handle("GET /metrics", s.need(scopeRead, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"version": s.cfg.Version})
+	})
+	files, _ := fs.Sub(static, "static")
+	mux.Handle("GET /", http.FileServerFS(files))
+	return securityHeaders(mux)
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// need refuses a request that carries no token with the scope.
+func (s *Server) need(sc scope, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.allowed(r, sc) {
+			next(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="crmpulse"`)
+		problem.Write(w, http.StatusUnauthorized, "a bearer token with the right scope is required", nil)
+	})
+}
+
+func (s *Server) allowed(r *http.Request, sc scope) bool {
+	if s.cfg.Open || (sc == scopeRead && s.cfg.OpenReads) {
+		return true
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		token = r.URL.Query().Get("token")
+	}
+	if token == "" {
+		return false
+	}
+	if equal(token, s.cfg.AdminToken) {
+		return true
+	}
+	return sc == scopeIngest && equal(token, s.cfg.IngestToken)
+}
+
+func equal(got, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	if !s.ready() {
+		problem.Write(w, http.StatusServiceUnavailable, "the event log or the workers are not running", nil)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
+	q, errs := s.parseQuery(r.URL.Query(), time.Now())
+	if len(errs) > 0 {
+		problem.Write(w, http.StatusBadRequest, "the query parameters are not valid", errs)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.store.Report(q, s.dir))
+}
+
+func (s *Server) serveTransactions(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	q, errs := s.parseQuery(v, time.Now())
+	limit, limitErrs := pageLimit(v)
+	if errs = append(errs, limitErrs...); len(errs) > 0 {
+		problem.Write(w, http.StatusBadRequest, "the query parameters are not valid", errs)
+		return
+	}
+	if v.Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv") {
+		s.exportCSV(w, q)
+		return
+	}
+	items, next, err := s.store.Transactions(q, s.dir, v.Get("cursor"), limit)
+	if err == aggregate.ErrBadCursor {
+		problem.Write(w, http.StatusBadRequest, err.Error(), []crmpulse.FieldError{{Field: "cursor", Detail: err.Error()}})
+		return
+	}
+	if err != nil {
+		s.logger.Error("transactions query failed", "err", err)
+		problem.Write(w, http.StatusInternalServerError, "the transactions could not be read", nil)
+		return
+	}
+	if items == nil {
+		items = []aggregate.Transaction{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": nullable(next)})
+}
+
+// exportCSV streams every transaction of q as CSV.
+func (s *Server) exportCSV(w http.ResponseWriter, q aggregate.Query) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="crmpulse-transactions.csv"`)
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"at", "person", "user", "user_name", "tenant", "source", "entity", "record", "record_name", "action", "fields", "id"})
+	err := s.store.EachTransaction(q, s.dir, func(t aggregate.Transaction) bool {
+		person := ""
+		if t.Person != nil {
+			person = *t.Person
+		}
+		cw.Write([]string{t.At.Format(time.RFC3339Nano), person, t.User, t.UserName, t.Tenant, t.Source,
+			t.Entity, t.Record, t.RecordName, string(t.Action), strings.Join(t.Fields, ";"), t.ID})
+		return cw.Error() == nil
+	})
+	cw.Flush()
+	if err != nil {
+		s.logger.Error("csv export failed", "err", err)
+	}
+}
+
+func (s *Server) serveUsers(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"items": s.dir.People(), "next_cursor": nil})
+}
+
+func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
+	var p crmpulse.Person
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err := dec.Decode(&p); err != nil {
+		problem.Write(w, http.StatusBadRequest, "the body is not a person as JSON: "+err.Error(), nil)
+		return
+	}
+	id := r.PathValue("id")
+	if p.ID != "" && p.ID != id {
+		problem.Write(w, http.StatusUnprocessableEntity, "the body's id differs from the path's",
+			[]crmpulse.FieldError{{Field: "id", Detail: "must equal the id in the path"}})
+		return
+	}
+	p.ID = id
+	if errs := directory.Validate(&p); len(errs) > 0 {
+		problem.Write(w, http.StatusUnprocessableEntity, "the person is not valid", errs)
+		return
+	}
+	if err := s.dir.Put(p, time.Now()); err != nil {
+		s.logger.Error("store person failed", "err", err)
+		problem.Write(w, http.StatusInternalServerError, "the person could not be stored", nil)
+		return
+	}
+	stored, _ := s.dir.Get(id)
+	s.hub.Refresh()
+	writeJSON(w, http.StatusOK, stored)
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -130,7 +130,9 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 		IngestToken: cfg.IngestToken, AdminToken: cfg.AdminToken,
 		Open:      config.IsLoopback(cfg.Addr) && cfg.IngestToken == "" && cfg.AdminToken == "",
 		OpenReads: config.IsLoopback(cfg.Addr),
-	}, store, dir, in, hub, reg, func() bool { return working.Load() && nc.IsConnected() }, logger)
+	}, store, dir, in, hub, reg, func() bool {
+		return working.Load() && nc.IsConnected() && caughtUp(ctx, evlog, store)
+	}, logger)
 	hub.SetServer(srv)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -204,6 +206,23 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	stopWorker()
 	wg.Wait()
 	return runErr
+}
+
+// caughtUp reports whether the workers have applied everything the log
+// held when asked.
+func caughtUp(ctx context.Context, evlog *jetstream.Log, store *aggregate.Store) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	end, err := evlog.End(ctx)
+	if err != nil {
+		return false
+	}
+	for part, last := range end {
+		if last > 0 && store.Resume(part) <= last {
+			return false
+		}
+	}
+	return true
 }
 
 // hooks returns the CRM webhook decoders configured with their secrets.

@@ -191,3 +191,17 @@ func (l *Log) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, reaso
 
 // Close does nothing: the connection belongs to the caller.
 func (l *Log) Close() error { return nil }
+
+// End returns the offset of the last record in each partition, so that a
+// caller can tell whether its consumer has caught up.
+func (l *Log) End(ctx context.Context) (map[int32]int64, error) {
+	s, err := l.js.Stream(ctx, EventsStream)
+	if err != nil {
+		return nil, fmt.Errorf("stream info: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream info: %w", err)
+	}
+	return map[int32]int64{0: int64(info.State.LastSeq)}, nil
+}

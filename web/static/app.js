@@ -197,6 +197,8 @@ function render() {
   people.append(b, document.createTextNode(idle + " with no activity"));
   summary.append(people);
 
+  renderPeople(rows, measure);
+
   const data = {
     labels: rows.map(label),
     datasets: rep.entities.map(e => ({
@@ -223,6 +225,28 @@ function render() {
 }
 
 function label(row) { return row.name || row.id; }
+
+// renderPeople lists every row, people with no activity included: they
+// are the point of the report.
+function renderPeople(rows, measure) {
+  const body = $("people").tBodies[0];
+  body.replaceChildren();
+  rows.forEach((r, i) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = r.id;
+    if (r.total.changes === 0) tr.className = "idle";
+    const last = r.last_activity ? new Date(r.last_activity).toLocaleString() : "never";
+    const cells = [String(i + 1), label(r), r.team || r.status, String(r.total.records),
+      String(r.total.changes), last];
+    cells.forEach((text, j) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      if (j === 3 || j === 4) td.className = "num";
+      tr.append(td);
+    });
+    body.append(tr);
+  });
+}
 
 function applySnapshot(rep) {
   state.report = rep;

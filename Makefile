@@ -1,0 +1,47 @@
+# The public sample data set lives beside the repository in ../shared/data;
+# the tests find it through CRMPULSE_SAMPLE_DATA.
+SAMPLE_DATA := $(abspath ../shared/data)
+export CRMPULSE_SAMPLE_DATA ?= $(if $(wildcard $(SAMPLE_DATA)/crm-sales-opportunities),$(SAMPLE_DATA),)
+
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+GOTESTFLAGS ?=
+FUZZTIME ?= 10s
+
+.PHONY: build demo test fuzz vet screenshots js-vendor
+
+build:
+	go build -ldflags "$(LDFLAGS)" -o bin/crmpulse ./cmd/crmpulse
+
+# The README's first command.
+demo: build
+	./bin/crmpulse serve --demo
+
+# The README's second command: every test, with the race detector, and a
+# short run of every fuzz target.
+test: vet
+	go test -race -count=1 $(GOTESTFLAGS) ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+vet:
+	go vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# Runs each fuzz target for FUZZTIME.
+fuzz:
+	@for pkg in $$(go list ./...); do \
+	  for target in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$target"; \
+	    go test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# Retakes the README's screenshots in headless Chromium.
+screenshots:
+	CRMPULSE_SCREENSHOTS=1 go test -count=1 -run 'TestPage' ./e2e/
+
+# Refreshes the vendored chart library from the npm registry.
+js-vendor:
+	cd $$(mktemp -d) && npm pack chart.js@4 && tar xzf chart.js-*.tgz && \
+	  cp package/dist/chart.umd.min.js $(CURDIR)/web/static/vendor/ && \
+	  cp package/LICENSE.md $(CURDIR)/web/static/vendor/chart.js-LICENSE.md

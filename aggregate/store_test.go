@@ -1,0 +1,126 @@
+package aggregate
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/crmpulse/crmpulse"
+)
+
+// people is a fixed directory for tests.
+type people []crmpulse.Person
+
+func (p people) People() []crmpulse.Person { return p }
+
+func (p people) Resolve(source, user string) (string, bool) {
+	for _, x := range p {
+		if x.ID == user || x.IDs[source] == user {
+			return x.ID, true
+		}
+	}
+	return "", false
+}
+
+func openStore(t *testing.T, dir string) (*Store, func()) {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, func() { db.Close() }
+}
+
+func ev(user, record string, action crmpulse.Action, at string) crmpulse.Event {
+	t, _ := time.Parse(time.RFC3339, at)
+	e := crmpulse.Event{Tenant: "t", Source: "hubspot", User: user, Entity: "lead", Record: record, Action: action, At: t}
+	e.Normalize()
+	return e
+}
+
+func records(offset int64, events ...crmpulse.Event) []crmpulse.Record {
+	var out []crmpulse.Record
+	for i, e := range events {
+		out = append(out, crmpulse.Record{Partition: 0, Offset: offset + int64(i), Event: e})
+	}
+	return out
+}
+
+func TestApplyOncePerIdentityAndPosition(t *testing.T) {
+	dir := t.TempDir()
+	s, closeDB := openStore(t, dir)
+	ctx := context.Background()
+	a := ev("7", "L1", crmpulse.Created, "2026-01-05T10:00:00Z")
+	b := ev("7", "L1", crmpulse.Updated, "2026-01-05T11:00:00Z")
+	fresh, err := s.Apply(ctx, records(1, a, b, a)) // a repeated in the batch
+	if err != nil || len(fresh) != 2 {
+		t.Fatalf("first batch: fresh %d, err %v; want 2 new events", len(fresh), err)
+	}
+	// A redelivery of old offsets, and a new offset repeating an identity.
+	if fresh, _ := s.Apply(ctx, records(1, a, b)); len(fresh) != 0 {
+		t.Errorf("redelivered offsets gave %d new events", len(fresh))
+	}
+	if fresh, _ := s.Apply(ctx, records(4, b)); len(fresh) != 0 {
+		t.Errorf("a repeated identity at a new offset gave %d new events", len(fresh))
+	}
+	if got := s.Resume(0); got != 5 {
+		t.Errorf("Resume = %d, want 5", got)
+	}
+	closeDB()
+
+	// The state and the position survive a reopen.
+	s, closeDB = openStore(t, dir)
+	defer closeDB()
+	if got := s.Resume(0); got != 5 {
+		t.Errorf("after reopen Resume = %d, want 5", got)
+	}
+	from, _ := time.Parse(time.RFC3339, "2026-01-05T00:00:00Z")
+	q := Query{Bounds: crmpulse.Bounds{Name: "custom", From: from, To: from.Add(24 * time.Hour), Loc: time.UTC}}
+	rep := s.Report(q, people{{ID: "Ana", Name: "Ana", IDs: map[string]string{"hubspot": "7"}}, {ID: "Bo", Name: "Bo"}})
+	if len(rep.Users) != 2 {
+		t.Fatalf("report rows = %d, want 2 (one with zeros)", len(rep.Users))
+	}
+	want := Figures{Created: 1, Updated: 1, Changes: 2, Records: 1}
+	if got := rep.Users[0].Counts["lead"]; rep.Users[0].ID != "Ana" || got != want {
+		t.Errorf("Ana's leads = %+v, want %+v", got, want)
+	}
+	if rep.Users[1].Total.Changes != 0 {
+		t.Errorf("Bo has changes %d, want 0", rep.Users[1].Total.Changes)
+	}
+}
+
+func TestReportRowsForUnmappedAndUnattributed(t *testing.T) {
+	s, closeDB := openStore(t, t.TempDir())
+	defer closeDB()
+	_, err := s.Apply(context.Background(), records(1,
+		ev("99", "L1", crmpulse.Created, "2026-01-05T10:00:00Z"),
+		ev("", "L2", crmpulse.Created, "2026-01-05T10:00:00Z"),
+		ev("98", "L3", crmpulse.Created, "2025-01-05T10:00:00Z"), // outside the period
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, _ := time.Parse(time.RFC3339, "2026-01-01T00:00:00Z")
+	q := Query{Bounds: crmpulse.Bounds{Name: "custom", From: from, To: from.AddDate(1, 0, 0), Loc: time.UTC}}
+	rep := s.Report(q, people{})
+	got := map[string]string{}
+	for _, u := range rep.Users {
+		got[u.ID] = u.Status
+	}
+	want := map[string]string{"hubspot:99": crmpulse.StatusUnmapped, "unattributed:hubspot": crmpulse.StatusUnattributed}
+	if len(got) != len(want) || got["hubspot:99"] != want["hubspot:99"] || got["unattributed:hubspot"] != want["unattributed:hubspot"] {
+		t.Errorf("rows = %v, want %v", got, want)
+	}
+	q.Team = "Central"
+	if rep := s.Report(q, people{}); len(rep.Users) != 0 {
+		t.Errorf("a team filter kept %d unmapped rows", len(rep.Users))
+	}
+}

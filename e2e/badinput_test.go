@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+type problemBody struct {
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Index *int   `json:"index"`
+		Field string `json:"field"`
+	} `json:"errors"`
+}
+
+func TestBadEvents(t *testing.T) {
+	const token = "ingest-secret-for-test"
+	s := startServer(t, "", "CRMPULSE_INGEST_TOKEN="+token)
+	now := time.Now().UTC().Format(time.RFC3339)
+	good := map[string]any{"user": "u-1", "entity": "lead", "record": "L-1", "action": "created", "at": now}
+
+	t.Run("malformed JSON is a 400", func(t *testing.T) {
+		var p problemBody
+		if code := s.do("POST", "/v1/events", token, []byte(`[{"user": "u-1",`), &p); code != http.StatusBadRequest {
+			t.Fatalf("status = %d, want 400", code)
+		}
+		if p.Status != 400 || p.Detail == "" {
+			t.Errorf("problem = %+v, want status 400 and a detail", p)
+		}
+	})
+
+	t.Run("invalid events are a 422 naming each, and nothing is counted", func(t *testing.T) {
+		body := []map[string]any{
+			good,
+			{"user": "u-1", "entity": "lead", "action": "created", "at": now},                      // no record
+			{"user": "u-1", "entity": "lead", "record": "L-3", "action": "touched", "at": now},     // unknown action
+			{"user": "u-1", "entity": "lead", "record": "L-4", "action": "created", "at": "today"}, // not a time
+		}
+		var p problemBody
+		if code := s.do("POST", "/v1/events", token, mustJSON(t, body), &p); code != http.StatusUnprocessableEntity {
+			t.Fatalf("status = %d, want 422", code)
+		}
+		var got []string
+		for _, e := range p.Errors {
+			if e.Index == nil {
+				t.Fatalf("error %+v has no index", e)
+			}
+			got = append(got, strings.Join([]string{string(rune('0' + *e.Index)), e.Field}, ":"))
+		}
+		if want := []string{"1:record", "2:action", "3:at"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("errors = %v, want %v", got, want)
+		}
+		var page struct {
+			Items []any `json:"items"`
+		}
+		s.do("GET", "/v1/transactions?period=today", "", nil, &page)
+		if len(page.Items) != 0 {
+			t.Errorf("a rejected request left %d transactions", len(page.Items))
+		}
+	})
+
+	t.Run("partial accepts the valid events", func(t *testing.T) {
+		body := []map[string]any{good, {"user": "u-1", "entity": "lead", "record": "L-2", "action": "created"}}
+		var answer struct {
+			Accepted int   `json:"accepted"`
+			Rejected []any `json:"rejected"`
+		}
+		if code := s.do("POST", "/v1/events?partial=true", token, mustJSON(t, body), &answer); code != http.StatusAccepted {
+			t.Fatalf("status = %d, want 202", code)
+		}
+		if answer.Accepted != 1 || len(answer.Rejected) != 1 {
+			t.Errorf("answer = %+v, want 1 accepted and 1 rejected", answer)
+		}
+	})
+
+	t.Run("a wrong token is a 401", func(t *testing.T) {
+		for _, tok := range []string{"", "wrong"} {
+			var p problemBody
+			if code := s.do("POST", "/v1/events", tok, mustJSON(t, []any{good}), &p); code != http.StatusUnauthorized {
+				t.Errorf("token %q: status = %d, want 401", tok, code)
+			}
+		}
+	})
+}
+
+func TestImportBrokenLines(t *testing.T) {
+	s := startServer(t, "")
+	csvPath := filepath.Join(t.TempDir(), "pipeline.csv")
+	content := strings.Join([]string{
+		"opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value",
+		"A1,Ana Ruiz,GTX,Acme,Won,2017-01-05,2017-02-01,10", // line 2: two events
+		"A2,Ana Ruiz,GTX,Acme,Won,2017-13-45,,",            // line 3: unreadable date
+		"A3,,GTX,Acme,Engaging,2017-01-07,,",               // line 4: no user
+		"A4,Bo Li,GTX,,Prospecting,,,",                     // line 5: no date, no event
+		"A5,Bo Li,GTX,Acme,Engaging,2017-03-01,,",          // line 6: one event
+	}, "\n") + "\n"
+	if err := os.WriteFile(csvPath, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := s.crmpulse("import", csvPath, "--mapping", "examples/crm-sales-opportunities/pipeline.yaml")
+	if code == 0 {
+		t.Errorf("import of a file with broken rows exited 0")
+	}
+	for _, want := range []string{":3: engage_date:", ":4: sales_agent:"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr %q does not list %q", errOut, want)
+		}
+	}
+	if !strings.Contains(out, "5 rows, 3 events sent, 1 rows without events, 2 broken rows") {
+		t.Errorf("summary = %q", out)
+	}
+	r := s.report("period=custom&from=2017-01-01T00:00:00Z&to=2018-01-01T00:00:00Z")
+	got := map[string]int{}
+	for _, u := range r.Users {
+		got[u.ID] = u.Total["changes"]
+	}
+	if want := map[string]int{"crm:Ana Ruiz": 2, "crm:Bo Li": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("changes by row = %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,68 @@
+package ingest
+
+import (
+	"testing"
+	"time"
+)
+
+func TestDecodeEventsNDJSON(t *testing.T) {
+	body := []byte(`{"user":"u","entity":"lead","record":"1","action":"created","at":"2026-01-01T00:00:00+01:00"}
+
+{"user":"u","entity":"lead","record":"2","action":"updated","at":"2026-01-01T00:00:00Z","fields":["stage"]}
+`)
+	events, _, errs, err := DecodeEvents(body, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil || len(errs) != 0 || len(events) != 2 {
+		t.Fatalf("events %d, errs %v, err %v; want 2 valid events", len(events), errs, err)
+	}
+	if got, want := events[0].At, time.Date(2025, 12, 31, 23, 0, 0, 0, time.UTC); !got.Equal(want) || got.Location() != time.UTC {
+		t.Errorf("at = %v, want %v in UTC", got, want)
+	}
+	if events[0].Tenant != "default" || events[0].Source != "api" {
+		t.Errorf("defaults = %q/%q, want default/api", events[0].Tenant, events[0].Source)
+	}
+}
+
+func TestDecodeEventsRejects(t *testing.T) {
+	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, body, field string
+	}{
+		{"future", `[{"user":"u","entity":"lead","record":"1","action":"created","at":"2026-02-01T00:06:00Z"}]`, "at"},
+		{"entity case", `[{"user":"u","entity":"Lead","record":"1","action":"created","at":"2026-01-01T00:00:00Z"}]`, "entity"},
+		{"record type", `[{"user":"u","entity":"lead","record":5,"action":"created","at":"2026-01-01T00:00:00Z"}]`, "record"},
+		{"not an object", `[17]`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events, _, errs, err := DecodeEvents([]byte(tt.body), now)
+			if err != nil || len(events) != 0 || len(errs) != 1 || errs[0].Field != tt.field {
+				t.Errorf("events %d, errs %+v, err %v; want one error on %q", len(events), errs, err, tt.field)
+			}
+		})
+	}
+}
+
+func FuzzDecodeEvents(f *testing.F) {
+	f.Add([]byte(`[{"user":"u","entity":"lead","record":"1","action":"created","at":"2026-01-01T00:00:00Z"}]`))
+	f.Add([]byte("{\"record\":\"1\"}\n{\"at\":1}\n"))
+	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		events, idx, errs, err := DecodeEvents(body, now)
+		if err != nil {
+			return
+		}
+		if len(idx) != len(events) {
+			t.Fatalf("%d indexes for %d events", len(idx), len(events))
+		}
+		for i := range events {
+			if bad := events[i].Validate(now); len(bad) > 0 {
+				t.Fatalf("an accepted event is invalid: %+v", bad)
+			}
+		}
+		for _, e := range errs {
+			if e.Index == nil {
+				t.Fatalf("error without index: %+v", e)
+			}
+		}
+	})
+}

@@ -171,6 +171,20 @@ func (d *Delivery) DeadLetter(reason string, data []byte) {
 	d.DeadLetters = append(d.DeadLetters, DeadLetter{Reason: reason, Data: data})
 }
 
+// Merge adds everything o holds to d, after what d already holds.
+func (d *Delivery) Merge(o *Delivery) {
+	d.Events = append(d.Events, o.Events...)
+	d.DeadLetters = append(d.DeadLetters, o.DeadLetters...)
+	for k, n := range o.Ignored {
+		d.Ignore(k)
+		d.Ignored[k] += n - 1
+	}
+	for k, n := range o.Gaps {
+		d.Gap(k)
+		d.Gaps[k] += n - 1
+	}
+}
+
 // Check normalizes each event in place and refuses the delivery with a 400
 // naming every invalid one, so that nothing a decoder made from odd input
 // reaches the log unchecked.

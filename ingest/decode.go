@@ -135,6 +135,16 @@ func SignHMACSHA256(secret string, body []byte) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
+// SameJSON reports whether two JSON values are written alike but for
+// insignificant white space.
+func SameJSON(a, b json.RawMessage) bool {
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+		return bytes.Equal(a, b)
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
+}
+
 // EntityName turns a source's own object type name into an entity name:
 // lowercase, each character outside [a-z0-9_] replaced by '_'
 // (MyObject__c becomes myobject__c). The result may still be invalid (empty,

@@ -3,7 +3,6 @@
 package pipedrive
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -146,20 +145,12 @@ func name(state map[string]json.RawMessage) string {
 func changed(previous, current map[string]json.RawMessage) []string {
 	var fields []string
 	for k, v := range previous {
-		if cur, ok := current[k]; !ok || !bytes.Equal(compact(cur), compact(v)) {
+		if cur, ok := current[k]; !ok || !ingest.SameJSON(cur, v) {
 			fields = append(fields, k)
 		}
 	}
 	slices.Sort(fields)
 	return fields
-}
-
-func compact(raw json.RawMessage) []byte {
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return raw
-	}
-	return b.Bytes()
 }
 
 // timestamp reads meta.timestamp: an ISO string, or digits that are Unix

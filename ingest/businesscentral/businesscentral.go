@@ -40,6 +40,8 @@ type Hook struct {
 	cfg Config
 }
 
+var _ ingest.Hook = (*Hook)(nil)
+
 // New returns the Business Central hook.
 func New(cfg Config) *Hook {
 	return &Hook{cfg: cfg}

@@ -34,6 +34,8 @@ type Hook struct {
 	cfg Config
 }
 
+var _ ingest.Hook = (*Hook)(nil)
+
 // New returns the Dataverse hook.
 func New(cfg Config) *Hook {
 	return &Hook{cfg: cfg}

@@ -53,6 +53,8 @@ type Hook struct {
 	cfg Config
 }
 
+var _ ingest.Hook = (*Hook)(nil)
+
 // New returns the generic hook.
 func New(cfg Config) *Hook {
 	if cfg.Mapping.Source == "" {

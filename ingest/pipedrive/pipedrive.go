@@ -31,6 +31,8 @@ type Hook struct {
 	cfg Config
 }
 
+var _ ingest.Hook = (*Hook)(nil)
+
 // New returns the Pipedrive hook.
 func New(cfg Config) *Hook {
 	return &Hook{cfg: cfg}

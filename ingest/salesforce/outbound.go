@@ -40,6 +40,8 @@ type Outbound struct {
 	cfg OutboundConfig
 }
 
+var _ ingest.Hook = (*Outbound)(nil)
+
 // NewOutbound returns the Outbound Message hook.
 func NewOutbound(cfg OutboundConfig) *Outbound {
 	if cfg.CreatedByField == "" {

@@ -39,6 +39,8 @@ type Hook struct {
 	cfg Config
 }
 
+var _ ingest.Hook = (*Hook)(nil)
+
 // New returns the change-event hook.
 func New(cfg Config) *Hook {
 	return &Hook{cfg: cfg}

@@ -26,6 +26,8 @@ type Hook struct {
 	cfg Config
 }
 
+var _ ingest.Hook = (*Hook)(nil)
+
 // New returns the Zoho hook.
 func New(cfg Config) *Hook {
 	return &Hook{cfg: cfg}

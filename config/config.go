@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/crmpulse/crmpulse"
+	"github.com/crmpulse/crmpulse/ingest/generic"
 )
 
 // Durability settings for the embedded log.
@@ -59,6 +60,9 @@ type Config struct {
 	PipedrivePassword          string `koanf:"pipedrive_password"`
 	ZohoToken                  string `koanf:"zoho_token"`
 	GenericSecret              string `koanf:"generic_secret"`
+	// Generic maps the JSON of the generic hook to canonical events; it is
+	// set in the file only.
+	Generic generic.Mapping `koanf:"generic"`
 }
 
 // defaults are the values of keys nobody set; every settable scalar key

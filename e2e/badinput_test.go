@@ -96,10 +96,10 @@ func TestImportBrokenLines(t *testing.T) {
 	content := strings.Join([]string{
 		"opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value",
 		"A1,Ana Ruiz,GTX,Acme,Won,2017-01-05,2017-02-01,10", // line 2: two events
-		"A2,Ana Ruiz,GTX,Acme,Won,2017-13-45,,",            // line 3: unreadable date
-		"A3,,GTX,Acme,Engaging,2017-01-07,,",               // line 4: no user
-		"A4,Bo Li,GTX,,Prospecting,,,",                     // line 5: no date, no event
-		"A5,Bo Li,GTX,Acme,Engaging,2017-03-01,,",          // line 6: one event
+		"A2,Ana Ruiz,GTX,Acme,Won,2017-13-45,,",             // line 3: unreadable date
+		"A3,,GTX,Acme,Engaging,2017-01-07,,",                // line 4: no user
+		"A4,Bo Li,GTX,,Prospecting,,,",                      // line 5: no date, no event
+		"A5,Bo Li,GTX,Acme,Engaging,2017-03-01,,",           // line 6: one event
 	}, "\n") + "\n"
 	if err := os.WriteFile(csvPath, []byte(content), 0o600); err != nil {
 		t.Fatal(err)

@@ -116,6 +116,10 @@ func (h *Handler) ServeHook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.count(name, d)
+	if err := h.deadLetters(r.Context(), name, d.DeadLetters); err != nil {
+		problem.Write(w, http.StatusServiceUnavailable, "the dead-letter store did not take the undecodable items; retry the delivery", nil)
+		return
+	}
 	if d.Status != 0 {
 		w.Header().Set("Content-Type", d.ContentType)
 		w.WriteHeader(d.Status)
@@ -133,12 +137,30 @@ func (h *Handler) count(route string, d *Delivery) {
 		h.gaps.WithLabelValues(route, typ).Add(float64(n))
 		h.logger.Warn("source reported lost changes", "source", route, "type", typ, "count", n)
 	}
-	for _, dl := range d.DeadLetters {
-		// TODO(ingest): dead letters of webhook deliveries are logged and
-		// counted, not yet stored on the log's dead-letter subject.
+}
+
+// DeadLetterLog is a log that can also keep what could not be decoded,
+// with the reason. Both backends are.
+type DeadLetterLog interface {
+	DeadLetter(ctx context.Context, source, reason string, data []byte) error
+}
+
+// deadLetters stores the undecodable parts of an accepted delivery, so that
+// nothing accepted is lost.
+func (h *Handler) deadLetters(ctx context.Context, route string, dls []DeadLetter) error {
+	store, ok := h.log.(DeadLetterLog)
+	for _, dl := range dls {
 		h.ignored.WithLabelValues(route, "dead_letter").Inc()
 		h.logger.Warn("part of a delivery not decoded", "source", route, "reason", dl.Reason)
+		if !ok {
+			continue
+		}
+		if err := store.DeadLetter(ctx, route, dl.Reason, dl.Data); err != nil {
+			h.logger.Error("dead letter not stored", "source", route, "err", err)
+			return err
+		}
 	}
+	return nil
 }
 
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, route string) ([]byte, bool) {

@@ -26,6 +26,13 @@ import (
 	"github.com/crmpulse/crmpulse/demo"
 	"github.com/crmpulse/crmpulse/directory"
 	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/ingest/businesscentral"
+	"github.com/crmpulse/crmpulse/ingest/dynamics"
+	"github.com/crmpulse/crmpulse/ingest/generic"
+	"github.com/crmpulse/crmpulse/ingest/hubspot"
+	"github.com/crmpulse/crmpulse/ingest/pipedrive"
+	"github.com/crmpulse/crmpulse/ingest/salesforce"
+	"github.com/crmpulse/crmpulse/ingest/zoho"
 	"github.com/crmpulse/crmpulse/stream/jetstream"
 	"github.com/crmpulse/crmpulse/web"
 )
@@ -225,7 +232,17 @@ func caughtUp(ctx context.Context, evlog *jetstream.Log, store *aggregate.Store)
 	return true
 }
 
-// hooks returns the CRM webhook decoders configured with their secrets.
+// hooks returns the CRM webhook decoders configured with their secrets. A
+// hook whose secret is not set refuses every delivery with a 401.
 func hooks(cfg *config.Config) []ingest.Hook {
-	return nil
+	return []ingest.Hook{
+		hubspot.New(hubspot.Config{Secret: cfg.HubSpotSecret, PublicURL: cfg.PublicURL}),
+		salesforce.New(salesforce.Config{Secret: cfg.SalesforceSecret, OrgID: cfg.SalesforceOrgID}),
+		salesforce.NewOutbound(salesforce.OutboundConfig{OrgID: cfg.SalesforceOrgID}),
+		dynamics.New(dynamics.Config{Key: cfg.DynamicsKey}),
+		businesscentral.New(businesscentral.Config{ClientState: cfg.BusinessCentralClientState}),
+		pipedrive.New(pipedrive.Config{User: cfg.PipedriveUser, Password: cfg.PipedrivePassword}),
+		zoho.New(zoho.Config{Token: cfg.ZohoToken}),
+		generic.New(generic.Config{Secret: cfg.GenericSecret, Mapping: cfg.Generic}),
+	}
 }

@@ -25,19 +25,28 @@ const SignatureHeader = "X-Signature-SHA256"
 type Mapping struct {
 	// Items is the path of the array of items; empty means the body itself
 	// (an array is the items, an object is one item).
-	Items string
+	Items string `koanf:"items"`
 	// Paths of the canonical fields. Entity, Record, Action and At are
 	// required; Fields may point at an array of names or at an object whose
 	// keys are the names.
-	ID, Tenant, User, UserName, Entity, Record, RecordName, Action, Fields, At string
+	ID         string `koanf:"id"`
+	Tenant     string `koanf:"tenant"`
+	User       string `koanf:"user"`
+	UserName   string `koanf:"user_name"`
+	Entity     string `koanf:"entity"`
+	Record     string `koanf:"record"`
+	RecordName string `koanf:"record_name"`
+	Action     string `koanf:"action"`
+	Fields     string `koanf:"fields"`
+	At         string `koanf:"at"`
 	// Actions maps the sender's action values to canonical actions; a value
 	// neither here nor canonical is counted as ignored.
-	Actions map[string]crmpulse.Action
+	Actions map[string]crmpulse.Action `koanf:"actions"`
 	// TimeUnit is the unit of a numeric At: "s", "ms" (the default) or "us".
 	// A string At is read as ISO-8601.
-	TimeUnit string
+	TimeUnit string `koanf:"time_unit"`
 	// Source names the events' source; default "generic".
-	Source string
+	Source string `koanf:"source"`
 }
 
 // Config holds the secret and mapping of the generic hook.

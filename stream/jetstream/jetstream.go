@@ -189,6 +189,19 @@ func (l *Log) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, reaso
 	l.logger.Warn("record sent to dead letters", "offset", seq, "reason", reason.Error())
 }
 
+// DeadLetter stores data that could not be decoded on the dead-letter
+// stream, with its source and the reason.
+func (l *Log) DeadLetter(ctx context.Context, source, reason string, data []byte) error {
+	msg := nats.NewMsg(DeadLetterSubj)
+	msg.Header.Set(HeaderReason, reason)
+	msg.Header.Set("Crmpulse-Source", source)
+	msg.Data = data
+	if _, err := l.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("store dead letter: %w", err)
+	}
+	return nil
+}
+
 // Close does nothing: the connection belongs to the caller.
 func (l *Log) Close() error { return nil }
 

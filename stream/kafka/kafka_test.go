@@ -2,7 +2,11 @@ package kafka
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -83,4 +87,110 @@ func readTopic(ctx context.Context, t *testing.T, cfg Config, topic string, n in
 		records = append(records, fetches.Records()...)
 	}
 	return records
+}
+
+// TestRecordFormat checks what Append writes, as the README documents it
+// for other consumers.
+func TestRecordFormat(t *testing.T) {
+	cfg := Config{Brokers: startCluster(t)}
+	e := crmpulse.Event{
+		ID: "evt-1", Tenant: "acme", Source: "api", User: "u-17", Entity: "lead",
+		Record: "L-1", Action: crmpulse.Created, At: time.Date(2025, 3, 1, 9, 30, 0, 0, time.UTC),
+	}
+	if err := openLog(t, cfg).Append(t.Context(), []crmpulse.Event{e}); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	r := readTopic(t.Context(), t, cfg, DefaultTopic, 1)[0]
+
+	if got, want := string(r.Key), "acme\x00api\x00u-17"; got != want {
+		t.Errorf("key = %q, want %q", got, want)
+	}
+	if got, want := r.Partition, Partition(string(r.Key), DefaultPartitions); got != want {
+		t.Errorf("partition = %d, want %d", got, want)
+	}
+	headers := map[string]string{}
+	for _, h := range r.Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	want := map[string]string{
+		"ce_specversion": "1.0", "ce_id": "evt-1", "ce_source": "/crmpulse/api/acme",
+		"ce_type": "crmpulse.activity", "ce_time": "2025-03-01T09:30:00Z",
+		"content-type": "application/json",
+	}
+	if got, want := fmt.Sprint(headers), fmt.Sprint(want); got != want {
+		t.Errorf("headers = %s, want %s", got, want)
+	}
+	if got, want := string(r.Value), canonicalJSON(t, e); got != want {
+		t.Errorf("value = %s, want %s", got, want)
+	}
+}
+
+// TestSASL checks each SASL mechanism against a broker that requires it.
+// A wrong password is not tried: kfake drops the connection instead of
+// answering SaslAuthenticationFailed as a broker does, so the client retries
+// it as a network error until its retries run out.
+func TestSASL(t *testing.T) {
+	for _, mech := range []string{Plain, ScramSHA256, ScramSHA512} {
+		t.Run(mech, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(),
+				kfake.Superuser(mech, "crm", "s3cret"))
+			if err != nil {
+				t.Fatalf("start kfake: %v", err)
+			}
+			t.Cleanup(c.Close)
+			cfg := Config{Brokers: c.ListenAddrs(), SASL: SASL{Mechanism: mech, User: "crm", Password: "s3cret"}}
+			roundTrip(t, openLog(t, cfg))
+		})
+	}
+}
+
+func TestOpenRejectsBadConfig(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"no brokers":   {},
+		"unknown sasl": {Brokers: []string{"127.0.0.1:1"}, SASL: SASL{Mechanism: "GSSAPI"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if l, err := Open(t.Context(), cfg); err == nil {
+				l.Close()
+				t.Errorf("Open succeeded, want an error")
+			}
+		})
+	}
+}
+
+// roundTrip appends one event and consumes it back.
+func roundTrip(t *testing.T, l *Log) {
+	t.Helper()
+	e := crmpulse.Event{
+		ID: "evt-1", Tenant: "acme", Source: "api", User: "u-1", Entity: "lead",
+		Record: "L-1", Action: crmpulse.Created, At: time.Date(2025, 3, 1, 9, 30, 0, 0, time.UTC),
+	}
+	if err := l.Append(t.Context(), []crmpulse.Event{e}); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var got []crmpulse.Record
+	err := l.Consume(ctx, func(int32) int64 { return 0 }, func(_ context.Context, batch []crmpulse.Record) error {
+		got = append(got, batch...)
+		cancel()
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || len(got) != 1 {
+		t.Fatalf("Consume = %v with %d records, want context.Canceled with 1", err, len(got))
+	}
+	if got, want := canonicalJSON(t, got[0].Event), canonicalJSON(t, e); got != want {
+		t.Errorf("event:\n got %s\nwant %s", got, want)
+	}
+}
+
+// canonicalJSON renders e normalized, for comparison.
+func canonicalJSON(t *testing.T, e crmpulse.Event) string {
+	t.Helper()
+	e.Normalize()
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

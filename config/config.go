@@ -35,18 +35,26 @@ const (
 // Config is everything crmpulse can be told. Each key's environment name is
 // CRMPULSE_ and its path in upper case joined by _.
 type Config struct {
-	Data            string            `koanf:"data"`
-	Addr            string            `koanf:"addr"`
-	Kafka           string            `koanf:"kafka"`
-	Demo            bool              `koanf:"demo"`
-	Durability      string            `koanf:"durability"`
-	Timezone        string            `koanf:"timezone"`
-	WeekStart       string            `koanf:"week_start"`
-	FiscalYearStart string            `koanf:"fiscal_year_start"`
-	PublicURL       string            `koanf:"public_url"`
-	LogLevel        string            `koanf:"log_level"`
-	LogFormat       string            `koanf:"log_format"`
-	Calendar        crmpulse.Calendar `koanf:"calendar"`
+	Data                   string            `koanf:"data"`
+	Addr                   string            `koanf:"addr"`
+	Kafka                  string            `koanf:"kafka"`
+	KafkaTopic             string            `koanf:"kafka_topic"`
+	KafkaPartitions        int               `koanf:"kafka_partitions"`
+	KafkaReplicationFactor int               `koanf:"kafka_replication_factor"`
+	KafkaSASLMechanism     string            `koanf:"kafka_sasl_mechanism"`
+	KafkaSASLUser          string            `koanf:"kafka_sasl_user"`
+	KafkaSASLPassword      string            `koanf:"kafka_sasl_password"`
+	KafkaTLS               bool              `koanf:"kafka_tls"`
+	KafkaTLSCA             string            `koanf:"kafka_tls_ca"`
+	Demo                   bool              `koanf:"demo"`
+	Durability             string            `koanf:"durability"`
+	Timezone               string            `koanf:"timezone"`
+	WeekStart              string            `koanf:"week_start"`
+	FiscalYearStart        string            `koanf:"fiscal_year_start"`
+	PublicURL              string            `koanf:"public_url"`
+	LogLevel               string            `koanf:"log_level"`
+	LogFormat              string            `koanf:"log_format"`
+	Calendar               crmpulse.Calendar `koanf:"calendar"`
 
 	IngestToken string `koanf:"ingest_token"`
 	AdminToken  string `koanf:"admin_token"`
@@ -71,6 +79,14 @@ var defaults = map[string]any{
 	"data":                         "./data",
 	"addr":                         "127.0.0.1:8080",
 	"kafka":                        "",
+	"kafka_topic":                  "crmpulse-events",
+	"kafka_partitions":             12,
+	"kafka_replication_factor":     0,
+	"kafka_sasl_mechanism":         "",
+	"kafka_sasl_user":              "",
+	"kafka_sasl_password":          "",
+	"kafka_tls":                    false,
+	"kafka_tls_ca":                 "",
 	"demo":                         false,
 	"durability":                   DurabilityProcess,
 	"timezone":                     "UTC",

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -73,6 +72,7 @@ type server struct {
 	url  string
 	data string
 	env  []string
+	args []string
 	logs *bytes.Buffer
 	done chan struct{}
 }
@@ -83,10 +83,16 @@ var urlLine = regexp.MustCompile(`open (http://\S+)/ in a browser`)
 // with extra environment, and waits until it is ready.
 func startServer(t *testing.T, data string, env ...string) *server {
 	t.Helper()
+	return startServerWith(t, data, nil, env...)
+}
+
+// startServerWith is startServer with extra serve flags.
+func startServerWith(t *testing.T, data string, args []string, env ...string) *server {
+	t.Helper()
 	if data == "" {
 		data = t.TempDir()
 	}
-	s := &server{t: t, data: data, env: env}
+	s := &server{t: t, data: data, env: env, args: args}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -95,7 +101,7 @@ func startServer(t *testing.T, data string, env ...string) *server {
 func (s *server) start() {
 	t := s.t
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--data", s.data, "--addr", "127.0.0.1:0")
+	cmd := exec.Command(binary, append([]string{"serve", "--data", s.data, "--addr", "127.0.0.1:0"}, s.args...)...)
 	cmd.Env = append(os.Environ(), s.env...)
 	s.logs = &bytes.Buffer{}
 	cmd.Stderr = s.logs
@@ -259,5 +265,3 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return data
 }
-
-var _ = strings.TrimSpace

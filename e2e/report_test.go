@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 const year2017 = "period=custom&from=2017-01-01T00:00:00Z&to=2018-01-01T00:00:00Z&tz=UTC"
@@ -130,9 +132,37 @@ func checkYear2017(t *testing.T, s *server, dir string) {
 	}
 }
 
+// backends are the event logs the server runs on: the embedded JetStream,
+// and Kafka (franz-go's kfake, in this process, speaking the real protocol).
+var backends = []struct {
+	name  string
+	flags func(t *testing.T) []string
+}{
+	{"jetstream", func(t *testing.T) []string { return nil }},
+	{"kafka", func(t *testing.T) []string {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			t.Fatalf("start kfake: %v", err)
+		}
+		t.Cleanup(c.Close)
+		return []string{"--kafka", strings.Join(c.ListenAddrs(), ",")}
+	}},
+}
+
 func TestSampleReportMatchesCSV(t *testing.T) {
 	dir := sampleData(t)
-	s := startServer(t, "")
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			s := startServerWith(t, "", b.flags(t))
+			checkSampleLoads(t, s, dir)
+		})
+	}
+}
+
+// checkSampleLoads loads the sample twice and restarts the server, checking
+// the report against the oracle each time.
+func checkSampleLoads(t *testing.T, s *server, dir string) {
+	t.Helper()
 	loadSample(t, s, dir)
 	s.waitReady()
 	checkYear2017(t, s, dir)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +37,7 @@ import (
 	"github.com/crmpulse/crmpulse/ingest/salesforce"
 	"github.com/crmpulse/crmpulse/ingest/zoho"
 	"github.com/crmpulse/crmpulse/stream/jetstream"
+	"github.com/crmpulse/crmpulse/stream/kafka"
 	"github.com/crmpulse/crmpulse/web"
 )
 
@@ -79,9 +83,6 @@ func newLogger(cfg *config.Config, w *os.File) *slog.Logger {
 // close the state, then the log.
 func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Write([]byte) (int, error) }) error {
 	logger := newLogger(cfg, os.Stderr)
-	if cfg.Kafka != "" {
-		return errors.New("--kafka: the Kafka log is not available in this build yet; run without it to use the embedded log")
-	}
 	if !config.IsLoopback(cfg.Addr) && cfg.AdminToken == "" {
 		return fmt.Errorf("config addr: %s is not a loopback address; set CRMPULSE_ADMIN_TOKEN before exposing crmpulse", cfg.Addr)
 	}
@@ -109,7 +110,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	if err != nil {
 		return err
 	}
-	evlog, err := jetstream.Open(ctx, nc, logger)
+	evlog, logName, err := openLog(ctx, cfg, nc, logger)
 	if err != nil {
 		return err
 	}
@@ -191,7 +192,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 			failed <- fmt.Errorf("http: %w", err)
 		}
 	}()
-	logger.Info("started", "addr", cfg.Addr, "data", cfg.Data, "log", "jetstream (embedded)",
+	logger.Info("started", "addr", cfg.Addr, "data", cfg.Data, "log", logName,
 		"durability", cfg.Durability, "events", store.Events())
 	if cfg.AdminToken == "" && cfg.IngestToken == "" {
 		logger.Warn("no tokens configured: every route is open to local clients only")
@@ -215,9 +216,57 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	return runErr
 }
 
+// endedLog is a log that tells where each partition ends; both backends do.
+type endedLog interface {
+	crmpulse.Log
+	End(ctx context.Context) (map[int32]int64, error)
+}
+
+// openLog opens Kafka when brokers are configured, else the embedded
+// JetStream log on nc.
+func openLog(ctx context.Context, cfg *config.Config, nc *nats.Conn, logger *slog.Logger) (endedLog, string, error) {
+	if cfg.Kafka == "" {
+		l, err := jetstream.Open(ctx, nc, logger)
+		return l, "jetstream (embedded)", err
+	}
+	kc := kafka.Config{
+		Brokers: strings.Split(cfg.Kafka, ","), Topic: cfg.KafkaTopic,
+		Partitions: int32(cfg.KafkaPartitions), ReplicationFactor: int16(cfg.KafkaReplicationFactor),
+		SASL:   kafka.SASL{Mechanism: cfg.KafkaSASLMechanism, User: cfg.KafkaSASLUser, Password: cfg.KafkaSASLPassword},
+		Logger: logger,
+	}
+	if cfg.KafkaTLS {
+		tc, err := kafkaTLS(cfg.KafkaTLSCA)
+		if err != nil {
+			return nil, "", err
+		}
+		kc.TLS = tc
+	}
+	l, err := kafka.Open(ctx, kc)
+	return l, "kafka " + cfg.Kafka, err
+}
+
+// kafkaTLS returns the TLS settings for Kafka, trusting caFile's
+// certificates when it is set and the system's otherwise.
+func kafkaTLS(caFile string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return tc, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("config kafka_tls_ca: %w", err)
+	}
+	tc.RootCAs = x509.NewCertPool()
+	if !tc.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("config kafka_tls_ca: %s holds no PEM certificate", caFile)
+	}
+	return tc, nil
+}
+
 // caughtUp reports whether the workers have applied everything the log
 // held when asked.
-func caughtUp(ctx context.Context, evlog *jetstream.Log, store *aggregate.Store) bool {
+func caughtUp(ctx context.Context, evlog endedLog, store *aggregate.Store) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	end, err := evlog.End(ctx)
@@ -225,7 +274,7 @@ func caughtUp(ctx context.Context, evlog *jetstream.Log, store *aggregate.Store)
 		return false
 	}
 	for part, last := range end {
-		if last > 0 && store.Resume(part) <= last {
+		if last >= 0 && store.Resume(part) <= last {
 			return false
 		}
 	}

@@ -205,8 +205,8 @@ func (l *Log) DeadLetter(ctx context.Context, source, reason string, data []byte
 // Close does nothing: the connection belongs to the caller.
 func (l *Log) Close() error { return nil }
 
-// End returns the offset of the last record in each partition, so that a
-// caller can tell whether its consumer has caught up.
+// End returns the offset of the last record in each partition (-1 for an
+// empty one), so that a caller can tell whether its consumer has caught up.
 func (l *Log) End(ctx context.Context) (map[int32]int64, error) {
 	s, err := l.js.Stream(ctx, EventsStream)
 	if err != nil {
@@ -215,6 +215,9 @@ func (l *Log) End(ctx context.Context) (map[int32]int64, error) {
 	info, err := s.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stream info: %w", err)
+	}
+	if info.State.LastSeq == 0 {
+		return map[int32]int64{0: -1}, nil
 	}
 	return map[int32]int64{0: int64(info.State.LastSeq)}, nil
 }

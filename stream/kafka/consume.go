@@ -222,3 +222,19 @@ func (l *Log) deadLetter(ctx context.Context, r *kgo.Record, reason error) error
 		}
 	}
 }
+
+// End returns the offset of the last record of each partition of the event
+// topic (-1 for an empty one), so that a caller can tell whether its
+// consumer has caught up.
+func (l *Log) End(ctx context.Context) (map[int32]int64, error) {
+	ends, err := kadm.NewClient(l.client).ListEndOffsets(ctx, l.cfg.Topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", l.cfg.Topic, err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset - 1 })
+	return out, nil
+}

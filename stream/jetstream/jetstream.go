@@ -5,7 +5,6 @@ package jetstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -135,13 +134,17 @@ func (l *Log) Consume(ctx context.Context, resume crmpulse.ResumeFunc, handle cr
 		case <-ctx.Done():
 			return ctx.Err()
 		case m := <-msgs:
-			batch = l.add(ctx, batch, m)
+			if batch, err = l.add(ctx, batch, m); err != nil {
+				return err
+			}
 		}
 	drain:
 		for len(batch) < maxBatch {
 			select {
 			case m := <-msgs:
-				batch = l.add(ctx, batch, m)
+				if batch, err = l.add(ctx, batch, m); err != nil {
+					return err
+				}
 			default:
 				break drain
 			}
@@ -156,21 +159,24 @@ func (l *Log) Consume(ctx context.Context, resume crmpulse.ResumeFunc, handle cr
 }
 
 // add decodes m onto batch, or sends it to the dead letters.
-func (l *Log) add(ctx context.Context, batch []crmpulse.Record, m jetstream.Msg) []crmpulse.Record {
+// It fails only when ctx ends before a dead letter is stored: the batch must
+// then not be handled, or its position would pass a record that is nowhere.
+func (l *Log) add(ctx context.Context, batch []crmpulse.Record, m jetstream.Msg) ([]crmpulse.Record, error) {
 	meta, err := m.Metadata()
 	if err != nil {
 		l.logger.Error("message without metadata", "err", err)
-		return batch
+		return batch, nil
 	}
 	e, err := stream.Open(func(name string) string { return m.Headers().Get(headerPrefix + name) }, m.Data())
 	if err != nil {
-		l.deadLetter(ctx, m, meta.Sequence.Stream, err)
-		return batch
+		return batch, l.deadLetter(ctx, m, meta.Sequence.Stream, err)
 	}
-	return append(batch, crmpulse.Record{Partition: 0, Offset: int64(meta.Sequence.Stream), Event: e})
+	return append(batch, crmpulse.Record{Partition: 0, Offset: int64(meta.Sequence.Stream), Event: e}), nil
 }
 
-func (l *Log) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, reason error) {
+// deadLetter stores m with the reason, retrying until it is stored or ctx
+// ends.
+func (l *Log) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, reason error) error {
 	dl := nats.NewMsg(DeadLetterSubj)
 	for k, v := range m.Headers() {
 		dl.Header[k] = v
@@ -180,13 +186,18 @@ func (l *Log) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, reaso
 	dl.Data = m.Data()
 	for {
 		_, err := l.js.PublishMsg(ctx, dl)
-		if err == nil || errors.Is(err, context.Canceled) {
+		if err == nil {
 			break
 		}
 		l.logger.Error("dead letter not stored, retrying", "offset", seq, "err", err)
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 	l.logger.Warn("record sent to dead letters", "offset", seq, "reason", reason.Error())
+	return nil
 }
 
 // DeadLetter stores data that could not be decoded on the dead-letter

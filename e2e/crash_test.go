@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/csv"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 )
@@ -13,17 +11,9 @@ import (
 // example's reading, written out by the test itself.
 func pipelineEvents(t *testing.T, dir string) []map[string]any {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "sales_pipeline.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readCSV(t, dir, "sales_pipeline.csv")
 	var events []map[string]any
-	for _, r := range rows[1:] {
+	for _, r := range rows {
 		for _, ev := range []struct{ action, date string }{{"created", r[5]}, {"updated", r[6]}} {
 			if ev.date == "" {
 				continue

@@ -6,6 +6,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -251,6 +252,21 @@ func (r report) figures(entity string) map[string]map[string]int {
 		out[u.ID] = f
 	}
 	return out
+}
+
+// readCSV returns the data rows (header dropped) of a CSV of the data set.
+func readCSV(t *testing.T, dir, name string) [][]string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows[1:]
 }
 
 func repoFile(parts ...string) string {

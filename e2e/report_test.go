@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"encoding/csv"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -20,15 +18,7 @@ const year2017 = "period=custom&from=2017-01-01T00:00:00Z&to=2018-01-01T00:00:00
 // touched there.
 func pipelineOracle(t *testing.T, dir string, from, to time.Time) map[string]map[string]int {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "sales_pipeline.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readCSV(t, dir, "sales_pipeline.csv")
 	in := func(date string) bool {
 		if date == "" {
 			return false
@@ -41,7 +31,7 @@ func pipelineOracle(t *testing.T, dir string, from, to time.Time) map[string]map
 	}
 	out := map[string]map[string]int{}
 	touched := map[string]map[string]bool{}
-	for _, r := range rows[1:] {
+	for _, r := range rows {
 		id, agent, engage, closed := r[0], r[1], r[5], r[6]
 		if out[agent] == nil {
 			out[agent] = map[string]int{"created": 0, "updated": 0, "records": 0}
@@ -65,17 +55,9 @@ func pipelineOracle(t *testing.T, dir string, from, to time.Time) map[string]map
 // roster returns the agents of sales_teams.csv.
 func roster(t *testing.T, dir string) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "sales_teams.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readCSV(t, dir, "sales_teams.csv")
 	var names []string
-	for _, r := range rows[1:] {
+	for _, r := range rows {
 		names = append(names, r[0])
 	}
 	return names

@@ -13,7 +13,8 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	streamtest.Run(t, func(t *testing.T) streamtest.Backend {
+	// The one-process shape has one partition and one worker: no groups.
+	streamtest.Run(t, streamtest.Options{Groups: false}, func(t *testing.T) streamtest.Backend {
 		ns, nc, err := StartServer(ServerConfig{Dir: t.TempDir()})
 		if err != nil {
 			t.Fatalf("StartServer: %v", err)

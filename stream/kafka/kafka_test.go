@@ -16,7 +16,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	streamtest.Run(t, func(t *testing.T) streamtest.Backend {
+	streamtest.Run(t, streamtest.Options{Groups: true}, func(t *testing.T) streamtest.Backend {
 		cfg := Config{Brokers: startCluster(t), Group: "conformance"}
 		return streamtest.Backend{
 			Open:     func(t *testing.T) crmpulse.Log { return openLog(t, cfg) },

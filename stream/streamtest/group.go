@@ -17,7 +17,7 @@ func testGroup(t *testing.T, b Backend) {
 	ctx := testContext(t)
 	log := b.Open(t)
 	if _, ok := log.(stream.GroupLog); !ok {
-		t.Skip("backend is not a stream.GroupLog: it has no consumer groups")
+		t.Fatal("the backend said it has consumer groups, but its log is not a stream.GroupLog")
 	}
 	w := newWorker()
 	owners := map[int32]string{} // guarded by w.mu

@@ -71,6 +71,9 @@ type Config struct {
 	// Generic maps the JSON of the generic hook to canonical events; it is
 	// set in the file only.
 	Generic generic.Mapping `koanf:"generic"`
+	// Alerts holds the inactivity rules and their targets; set in the
+	// file only.
+	Alerts Alerts `koanf:"alerts"`
 }
 
 // defaults are the values of keys nobody set; every settable scalar key
@@ -172,8 +175,11 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("config addr: %q is not host:port", c.Addr)
 	}
-	if _, err := ParseHours(c.Calendar.WorkingHours); err != nil {
-		return fmt.Errorf("config calendar.working_hours: %w", err)
+	if _, err := ParseCalendar(&c.Calendar, nil, time.UTC); err != nil {
+		return fmt.Errorf("config calendar.%w", err)
+	}
+	if err := c.Alerts.validate(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -55,6 +55,9 @@ type Config struct {
 	LogLevel               string            `koanf:"log_level"`
 	LogFormat              string            `koanf:"log_format"`
 	Calendar               crmpulse.Calendar `koanf:"calendar"`
+	// AlertInterval is the time between two evaluations of the alert
+	// rules.
+	AlertInterval time.Duration `koanf:"alert_interval"`
 
 	IngestToken string `koanf:"ingest_token"`
 	AdminToken  string `koanf:"admin_token"`
@@ -101,6 +104,7 @@ var defaults = map[string]any{
 	"calendar.working_days":        []string{"mon", "tue", "wed", "thu", "fri"},
 	"calendar.working_hours":       "09:00-17:00",
 	"calendar.holidays":            []string{},
+	"alert_interval":               "30s",
 	"ingest_token":                 "",
 	"admin_token":                  "",
 	"hubspot_secret":               "",
@@ -177,6 +181,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseCalendar(&c.Calendar, nil, time.UTC); err != nil {
 		return fmt.Errorf("config calendar.%w", err)
+	}
+	if c.AlertInterval <= 0 {
+		return fmt.Errorf("config alert_interval: %v must be a positive duration such as 30s", c.AlertInterval)
 	}
 	if err := c.Alerts.validate(); err != nil {
 		return err

@@ -521,6 +521,8 @@ func (e *Evaluator) step(r *config.Rule, cur State, inactive bool, crossing, now
 	case state == StateResolved && len(rec.Outbox) == 0:
 		e.dropLocked(key)
 	case rec != nil:
+		// TODO(alert): this writes every open state on every evaluation to
+		// keep last_activity current; write only when it changed.
 		e.save(key, rec)
 	}
 }
@@ -580,6 +582,11 @@ func (e *Evaluator) dropLocked(key string) {
 
 // deliver sends every queued notification that is due, one state at a
 // time, and stores what happened.
+//
+// TODO(alert): delivery is at least once: a crash after a receiver took a
+// notification and before the outcome is stored sends it again on restart.
+// Deliveries are sequential, so a slow target (10 s timeout) delays the
+// others; one tenant's alerts are evaluated with every tenant's events.
 func (e *Evaluator) deliver(ctx context.Context, now time.Time) error {
 	e.mu.RLock()
 	keys := slices.Sorted(maps.Keys(e.records))

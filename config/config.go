@@ -55,6 +55,9 @@ type Config struct {
 	LogLevel               string            `koanf:"log_level"`
 	LogFormat              string            `koanf:"log_format"`
 	Calendar               crmpulse.Calendar `koanf:"calendar"`
+	// AlertInterval is the time between two evaluations of the alert
+	// rules.
+	AlertInterval time.Duration `koanf:"alert_interval"`
 
 	IngestToken string `koanf:"ingest_token"`
 	AdminToken  string `koanf:"admin_token"`
@@ -71,6 +74,9 @@ type Config struct {
 	// Generic maps the JSON of the generic hook to canonical events; it is
 	// set in the file only.
 	Generic generic.Mapping `koanf:"generic"`
+	// Alerts holds the inactivity rules and their targets; set in the
+	// file only.
+	Alerts Alerts `koanf:"alerts"`
 }
 
 // defaults are the values of keys nobody set; every settable scalar key
@@ -98,6 +104,7 @@ var defaults = map[string]any{
 	"calendar.working_days":        []string{"mon", "tue", "wed", "thu", "fri"},
 	"calendar.working_hours":       "09:00-17:00",
 	"calendar.holidays":            []string{},
+	"alert_interval":               "30s",
 	"ingest_token":                 "",
 	"admin_token":                  "",
 	"hubspot_secret":               "",
@@ -172,8 +179,14 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("config addr: %q is not host:port", c.Addr)
 	}
-	if _, err := ParseHours(c.Calendar.WorkingHours); err != nil {
-		return fmt.Errorf("config calendar.working_hours: %w", err)
+	if _, err := ParseCalendar(&c.Calendar, nil, time.UTC); err != nil {
+		return fmt.Errorf("config calendar.%w", err)
+	}
+	if c.AlertInterval <= 0 {
+		return fmt.Errorf("config alert_interval: %v must be a positive duration such as 30s", c.AlertInterval)
+	}
+	if err := c.Alerts.validate(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/crmpulse/crmpulse"
+	"github.com/crmpulse/crmpulse/config"
 )
 
 const prefix = "person/"
@@ -120,6 +121,15 @@ func Validate(p *crmpulse.Person) []crmpulse.FieldError {
 	if p.Timezone != "" {
 		if _, err := time.LoadLocation(p.Timezone); err != nil {
 			bad("timezone", "not an IANA time zone name")
+		}
+	}
+	if p.Calendar != nil {
+		// Fields left out take the default calendar's values, so only
+		// what is set is checked here.
+		anyHours := &crmpulse.Calendar{WorkingHours: "00:00-23:59"}
+		if _, err := config.ParseCalendar(p.Calendar, anyHours, time.UTC); err != nil {
+			field, detail, _ := strings.Cut(err.Error(), ": ")
+			bad("calendar."+field, detail)
 		}
 	}
 	return errs

@@ -59,15 +59,21 @@ func (h *Hub) SetServer(s *Server) { h.srv = s }
 // Publish offers newly applied events to every view. It is called from
 // the delta bus subscription.
 func (h *Hub) Publish(events []crmpulse.Event) {
+	for _, v := range h.allViews() {
+		v.offer(events)
+	}
+}
+
+// allViews returns the current views, so they can be offered frames
+// without holding the hub's lock.
+func (h *Hub) allViews() []*view {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	views := make([]*view, 0, len(h.views))
 	for _, v := range h.views {
 		views = append(views, v)
 	}
-	h.mu.Unlock()
-	for _, v := range views {
-		v.offer(events)
-	}
+	return views
 }
 
 // Refresh sends every view a new snapshot, after a change that moves rows

@@ -20,6 +20,7 @@ import (
 
 	"github.com/crmpulse/crmpulse"
 	"github.com/crmpulse/crmpulse/aggregate"
+	"github.com/crmpulse/crmpulse/alert"
 	"github.com/crmpulse/crmpulse/directory"
 	"github.com/crmpulse/crmpulse/ingest"
 	"github.com/crmpulse/crmpulse/problem"
@@ -53,6 +54,7 @@ type Server struct {
 	reg    *prometheus.Registry
 	logger *slog.Logger
 	ready  func() bool
+	alerts *alert.Evaluator
 }
 
 // NewServer returns the server; ready reports whether the log is connected
@@ -79,7 +81,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/report", s.need(scopeRead, s.serveReport))
 	mux.Handle("GET /v1/transactions", s.need(scopeRead, s.serveTransactions))
 	mux.Handle("GET /v1/users", s.need(scopeRead, s.serveUsers))
+	mux.Handle("GET /v1/users/unmapped", s.need(scopeRead, s.serveUnmapped))
 	mux.Handle("PUT /v1/users/{id}", s.need(scopeAdmin, s.putUser))
+	mux.Handle("GET /v1/alerts", s.need(scopeRead, s.serveAlerts))
 	mux.Handle("GET /v1/live", s.need(scopeRead, s.hub.ServeHTTP))
 	mux.Handle("GET /metrics", s.need(scopeRead, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })

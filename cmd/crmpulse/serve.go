@@ -25,6 +25,7 @@ import (
 
 	"github.com/crmpulse/crmpulse"
 	"github.com/crmpulse/crmpulse/aggregate"
+	"github.com/crmpulse/crmpulse/alert"
 	"github.com/crmpulse/crmpulse/config"
 	"github.com/crmpulse/crmpulse/demo"
 	"github.com/crmpulse/crmpulse/directory"
@@ -142,6 +143,13 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 		return working.Load() && nc.IsConnected() && caughtUp(ctx, evlog, store)
 	}, logger)
 	hub.SetServer(srv)
+	evaluator, err := alert.New(alert.Config{Alerts: cfg.Alerts, Calendar: cfg.Calendar,
+		Location: cfg.Location(), Interval: cfg.AlertInterval, OnChange: hub.BroadcastAlert},
+		db, store, dir, reg, logger)
+	if err != nil {
+		return err
+	}
+	srv.SetAlerts(evaluator)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -180,6 +188,9 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 			}
 		}
 	})
+	if len(cfg.Alerts.Rules) > 0 {
+		wg.Go(func() { evaluator.Run(workerCtx) })
+	}
 	if cfg.Demo {
 		wg.Go(func() {
 			if err := demo.Run(workerCtx, evlog, dir, cfg.Location(), logger); err != nil && !errors.Is(err, context.Canceled) {

@@ -71,6 +71,9 @@ type Config struct {
 	// Generic maps the JSON of the generic hook to canonical events; it is
 	// set in the file only.
 	Generic generic.Mapping `koanf:"generic"`
+
+	// Security holds sign-in, tokens, TLS and limits (config/security.go).
+	Security `koanf:",squash"`
 }
 
 // defaults are the values of keys nobody set; every settable scalar key
@@ -180,7 +183,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("config log_level: %q must be debug, info, warn or error", c.LogLevel)
 	}
-	return nil
+	return c.validateSecurity()
 }
 
 // Location returns the organisation's zone.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -135,6 +136,10 @@ func (s *Server) limitHooks(next http.HandlerFunc) http.HandlerFunc {
 func limitBodies(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/events" && !strings.HasPrefix(r.URL.Path, "/v1/hooks/") {
+			if r.ContentLength > maxBody {
+				problem.Write(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxBody), nil)
+				return
+			}
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
 		next.ServeHTTP(w, r)

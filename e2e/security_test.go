@@ -335,3 +335,55 @@ func rawRequest(t *testing.T, s *server, text string) (string, string) {
 	rest, _ := io.ReadAll(io.LimitReader(br, 1<<16))
 	return strings.TrimSpace(status), string(rest)
 }
+
+// TestLogsHoldNoSecrets runs a server with every kind of secret set, signs
+// in, sends hooks with wrong and right signatures and bad tokens, and
+// finds none of the secrets in its JSON logs.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	const hubspotSecret, salesforceSecret = "hubspot-secret-5f1e2d", "salesforce-secret-9a8b7c"
+	s, session := securedServer(t, "CRMPULSE_LOG_FORMAT=json", "CRMPULSE_LOG_LEVEL=debug",
+		"CRMPULSE_HUBSPOT_SECRET="+hubspotSecret, "CRMPULSE_SALESFORCE_SECRET="+salesforceSecret)
+	body, err := os.ReadFile(repoFile("ingest", "hubspot", "testdata", "batch.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := fmt.Sprint(time.Now().UnixMilli())
+	uri := s.url + "/v1/hooks/hubspot"
+	for _, secret := range []string{"wrong", hubspotSecret} {
+		req, _ := http.NewRequest("POST", uri, strings.NewReader(string(body)))
+		req.Header.Set("X-HubSpot-Signature-v3", signV3(secret, "POST", uri, body, now))
+		req.Header.Set("X-HubSpot-Request-Timestamp", now)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	req, _ := http.NewRequest("POST", s.url+"/v1/hooks/salesforce", strings.NewReader(`{"x":1}`))
+	req.Header.Set("X-Signature-SHA256", "00")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	s.send("POST", "/v1/events", cred{bearer: adminToken + "x"}, []byte(`[]`))
+	s.send("GET", "/v1/report", cred{bearer: readToken}, nil)
+	noRedirect.PostForm(s.url+"/signin", url.Values{"name": {"root"}, "password": {rootPass + "x"}})
+	s.stop()
+
+	cookie := strings.TrimPrefix(session, "crmpulse_session=")
+	logs := s.logs.String()
+	for name, secret := range map[string]string{"hubspot secret": hubspotSecret, "salesforce secret": salesforceSecret,
+		"admin token": adminToken, "read token": readToken, "ingest token": ingestOnly, "password": rootPass,
+		"manager password": managerPass, "session cookie": cookie} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the logs hold the %s", name)
+		}
+	}
+	if !strings.Contains(logs, `"component":"audit"`) {
+		t.Error("no audit line in the logs")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line is not JSON: %s", line)
+		}
+	}
+}

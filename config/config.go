@@ -77,6 +77,9 @@ type Config struct {
 	// Alerts holds the inactivity rules and their targets; set in the
 	// file only.
 	Alerts Alerts `koanf:"alerts"`
+
+	// Security holds sign-in, tokens, TLS and limits (config/security.go).
+	Security `koanf:",squash"`
 }
 
 // defaults are the values of keys nobody set; every settable scalar key
@@ -193,7 +196,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("config log_level: %q must be debug, info, warn or error", c.LogLevel)
 	}
-	return nil
+	return c.validateSecurity()
 }
 
 // Location returns the organisation's zone.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/crmpulse/crmpulse"
 	"github.com/crmpulse/crmpulse/alert"
+	"github.com/crmpulse/crmpulse/auth"
 	"github.com/crmpulse/crmpulse/problem"
 )
 
@@ -20,7 +21,26 @@ func (s *Server) serveAlerts(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, alert.Snapshot{Rules: []alert.RuleView{}, States: []alert.State{}})
 		return
 	}
-	writeJSON(w, http.StatusOK, s.alerts.Snapshot())
+	snap := s.alerts.Snapshot()
+	p := principal(r)
+	visible := snap.States[:0:0]
+	for _, st := range snap.States {
+		if st.Person == nil || s.seesID(p, st.Person.ID) {
+			visible = append(visible, st)
+		}
+	}
+	snap.States = visible
+	writeJSON(w, http.StatusOK, snap)
+}
+
+// seesID reports whether p may see the person with the id; a person not in
+// the directory is seen only by those who see everyone.
+func (s *Server) seesID(p auth.Principal, id string) bool {
+	person, ok := s.dir.Get(id)
+	if !ok {
+		return s.visibleTeam(p) == ""
+	}
+	return s.sees(p, person)
 }
 
 // BroadcastAlert sends {"type": "alert", "alert": st} to every websocket
@@ -32,7 +52,17 @@ func (h *Hub) BroadcastAlert(st alert.State) {
 		h.logger.Error("encode alert", "err", err)
 		return
 	}
+	team := ""
+	if st.Person != nil {
+		if person, ok := h.srv.dir.Get(st.Person.ID); ok {
+			team = person.Team
+		}
+	}
 	for _, v := range h.allViews() {
+		// A view bound to a team (a manager's) hears only of its people.
+		if vt := v.params.Get("team"); vt != "" && !strings.EqualFold(vt, team) {
+			continue
+		}
 		v.mu.Lock()
 		for c := range v.clients {
 			c.send(data)

@@ -39,6 +39,9 @@ type Hub struct {
 	clients prometheus.Gauge
 	nextID  atomic.Uint64
 
+	upgradeOnce sync.Once
+	upgrade     websocket.Upgrader
+
 	mu    sync.Mutex
 	views map[string]*view
 }
@@ -292,11 +295,9 @@ type subscribeMsg struct {
 	Since *uint64           `json:"since"`
 }
 
-var upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 16 << 10}
-
 // ServeHTTP upgrades GET /v1/live to a websocket and serves one client.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	conn, err := upgrader.Upgrade(w, r, nil)
+	conn, err := h.upgrader().Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
@@ -309,6 +310,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer c.close()
 
 	conn.SetReadLimit(64 << 10)
+	alive := keepAlive(conn)
 	var current *view
 	defer func() {
 		if current != nil {
@@ -321,6 +323,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			logger.Debug("websocket closed", "err", err)
 			return
 		}
+		alive()
 		var msg subscribeMsg
 		if err := json.Unmarshal(data, &msg); err != nil || msg.Type != "subscribe" {
 			c.send(errorFrame("send {\"type\":\"subscribe\",\"view\":{...}}", nil))
@@ -329,6 +332,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		params := url.Values{}
 		for k, val := range msg.View {
 			params.Set(k, val)
+		}
+		if err := h.srv.scopeView(r, params); err != nil {
+			c.send(errorFrame(err.Error(), nil))
+			continue
 		}
 		v, errs := h.view(params)
 		if len(errs) > 0 {

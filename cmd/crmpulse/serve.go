@@ -84,8 +84,8 @@ func newLogger(cfg *config.Config, w *os.File) *slog.Logger {
 // close the state, then the log.
 func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Write([]byte) (int, error) }) error {
 	logger := newLogger(cfg, os.Stderr)
-	if !config.IsLoopback(cfg.Addr) && cfg.AdminToken == "" {
-		return fmt.Errorf("config addr: %s is not a loopback address; set CRMPULSE_ADMIN_TOKEN before exposing crmpulse", cfg.Addr)
+	if err := checkExposure(cfg); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
@@ -131,14 +131,21 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	}
 	defer sub.Unsubscribe()
 
+	// Sign-in, tokens, audit, limits and pipeline metrics (security.go).
+	sec, err := security(ctx, cfg, db, logger)
+	if err != nil {
+		return err
+	}
+	pipeline := registerPipeline(ctx, reg, evlog, store)
+	open, openReads := openMode(cfg)
+
 	rules, _ := cfg.PeriodRules()
 	in := ingest.NewHandler(evlog, hooks(cfg), reg, logger)
 	var working atomic.Bool
 	srv := web.NewServer(web.Config{
 		Location: cfg.Location(), Rules: rules, Version: version,
 		IngestToken: cfg.IngestToken, AdminToken: cfg.AdminToken,
-		Open:      config.IsLoopback(cfg.Addr) && cfg.IngestToken == "" && cfg.AdminToken == "",
-		OpenReads: config.IsLoopback(cfg.Addr),
+		Open: open, OpenReads: openReads, Security: sec,
 	}, store, dir, in, hub, reg, func() bool {
 		return working.Load() && nc.IsConnected() && caughtUp(ctx, evlog, store)
 	}, logger)
@@ -155,8 +162,8 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	httpSrv := &http.Server{Handler: srv.Handler(), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	web.Timeouts(httpSrv)
 
 	// The workers run until the HTTP server has stopped taking events, so
 	// that everything acknowledged is applied before the state closes.
@@ -166,6 +173,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		worker := aggregate.NewWorker(evlog, store, func(events []crmpulse.Event) {
+			pipeline.applied(events)
 			data, _ := json.Marshal(events)
 			nc.Publish(crmpulse.DeltaSubject, data)
 		}, logger)
@@ -199,19 +207,18 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 		})
 	}
 	go func() {
-		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serveHTTP(httpSrv, ln, cfg); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			failed <- fmt.Errorf("http: %w", err)
 		}
 	}()
 	logger.Info("started", "addr", cfg.Addr, "data", cfg.Data, "log", logName,
 		"durability", cfg.Durability, "events", store.Events())
-	if cfg.AdminToken == "" && cfg.IngestToken == "" {
-		logger.Warn("no tokens configured: every route is open to local clients only")
+	logAccess(cfg, logger)
+	scheme := "http"
+	if cfg.TLS() {
+		scheme = "https"
 	}
-	if srvOpenReads := config.IsLoopback(cfg.Addr); srvOpenReads {
-		logger.Info("no sign-in configured: reads are served without sign-in on the loopback address")
-	}
-	fmt.Fprintf(stdout, "crmpulse is running: open http://%s/ in a browser\n", ln.Addr())
+	fmt.Fprintf(stdout, "crmpulse is running: open %s://%s/ in a browser\n", scheme, ln.Addr())
 
 	var runErr error
 	select {

@@ -38,6 +38,11 @@ type Hub struct {
 	logger  *slog.Logger
 	clients prometheus.Gauge
 	nextID  atomic.Uint64
+	// epoch is where every view's sequence starts: the process's start in
+	// milliseconds, so that a client resuming across a restart of the
+	// server asks for a sequence this process never had and is told to
+	// resync, instead of being "resumed" past the events it missed.
+	epoch uint64
 
 	mu    sync.Mutex
 	views map[string]*view
@@ -46,6 +51,7 @@ type Hub struct {
 // NewHub returns a hub answering from srv's state; srv is set by SetServer.
 func NewHub(reg prometheus.Registerer, logger *slog.Logger) *Hub {
 	h := &Hub{logger: logger.With("component", "live"), views: map[string]*view{},
+		epoch: uint64(time.Now().UnixMilli()),
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "crmpulse_websocket_clients", Help: "Connected websocket clients.",
 		})}
@@ -112,7 +118,7 @@ func (h *Hub) view(params url.Values) (*view, []crmpulse.FieldError) {
 	defer h.mu.Unlock()
 	v := h.views[key]
 	if v == nil {
-		v = &view{hub: h, params: clean, from: q.Bounds.From, clients: map[*client]struct{}{}, idleSince: time.Now()}
+		v = &view{hub: h, params: clean, from: q.Bounds.From, seq: h.epoch, clients: map[*client]struct{}{}, idleSince: time.Now()}
 		h.views[key] = v
 	}
 	return v, nil
@@ -301,6 +307,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.clients.Dec()
 	go c.write()
 	defer c.close()
+	// A display token sees only its view, and is cut off when revoked.
+	inView, release := h.srv.displayLive(r, conn)
+	defer release()
 
 	conn.SetReadLimit(64 << 10)
 	var current *view
@@ -323,6 +332,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		params := url.Values{}
 		for k, val := range msg.View {
 			params.Set(k, val)
+		}
+		if !inView(params) {
+			c.send(errorFrame("this display token is bound to another view", nil))
+			continue
 		}
 		v, errs := h.view(params)
 		if len(errs) > 0 {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -41,6 +42,10 @@ type Config struct {
 	// no way for people to sign in.
 	OpenReads bool
 	Version   string
+	// Targets are the activity goals the page shows actuals against.
+	Targets []Target
+	// State holds the display tokens (display.go); nil turns them off.
+	State *badger.DB
 }
 
 // Server is the HTTP face of crmpulse.
@@ -53,6 +58,8 @@ type Server struct {
 	reg    *prometheus.Registry
 	logger *slog.Logger
 	ready  func() bool
+	// display holds the live connections of display tokens (display.go).
+	display displayConns
 }
 
 // NewServer returns the server; ready reports whether the log is connected
@@ -81,6 +88,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/users", s.need(scopeRead, s.serveUsers))
 	mux.Handle("PUT /v1/users/{id}", s.need(scopeAdmin, s.putUser))
 	mux.Handle("GET /v1/live", s.need(scopeRead, s.hub.ServeHTTP))
+	mux.Handle("GET /v1/targets", s.need(scopeRead, s.serveTargets))
+	s.displayRoutes(mux) // display.go
 	mux.Handle("GET /metrics", s.need(scopeRead, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.serveReady)
@@ -116,12 +125,13 @@ func (s *Server) need(sc scope, next http.HandlerFunc) http.Handler {
 }
 
 func (s *Server) allowed(r *http.Request, sc scope) bool {
+	token := requestToken(r)
+	// A display token is judged on its own, even where reads are open.
+	if ok, isDisplay := s.displayAllowed(r, sc, token); isDisplay {
+		return ok
+	}
 	if s.cfg.Open || (sc == scopeRead && s.cfg.OpenReads) {
 		return true
-	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		token = r.URL.Query().Get("token")
 	}
 	if token == "" {
 		return false
@@ -165,6 +175,10 @@ func (s *Server) serveTransactions(w http.ResponseWriter, r *http.Request) {
 		s.exportCSV(w, q)
 		return
 	}
+	if v.Get("format") == "xlsx" {
+		s.exportXLSX(w, q) // export.go
+		return
+	}
 	items, next, err := s.store.Transactions(q, s.dir, v.Get("cursor"), limit)
 	if err == aggregate.ErrBadCursor {
 		problem.Write(w, http.StatusBadRequest, err.Error(), []crmpulse.FieldError{{Field: "cursor", Detail: err.Error()}})
@@ -186,14 +200,9 @@ func (s *Server) exportCSV(w http.ResponseWriter, q aggregate.Query) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="crmpulse-transactions.csv"`)
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"at", "person", "user", "user_name", "tenant", "source", "entity", "record", "record_name", "action", "fields", "id"})
+	cw.Write(exportColumns)
 	err := s.store.EachTransaction(q, s.dir, func(t aggregate.Transaction) bool {
-		person := ""
-		if t.Person != nil {
-			person = *t.Person
-		}
-		cw.Write([]string{t.At.Format(time.RFC3339Nano), person, t.User, t.UserName, t.Tenant, t.Source,
-			t.Entity, t.Record, t.RecordName, string(t.Action), strings.Join(t.Fields, ";"), t.ID})
+		cw.Write(exportRow(t))
 		return cw.Error() == nil
 	})
 	cw.Flush()

@@ -131,10 +131,16 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	defer sub.Unsubscribe()
 
 	rules, _ := cfg.PeriodRules()
+	var targets []web.Target
+	if cfg.TargetsFile != "" {
+		if targets, err = web.LoadTargets(cfg.TargetsFile); err != nil {
+			return err
+		}
+	}
 	in := ingest.NewHandler(evlog, hooks(cfg), reg, logger)
 	var working atomic.Bool
 	srv := web.NewServer(web.Config{
-		Location: cfg.Location(), Rules: rules, Version: version,
+		Location: cfg.Location(), Rules: rules, Version: version, Targets: targets, State: db,
 		IngestToken: cfg.IngestToken, AdminToken: cfg.AdminToken,
 		Open:      config.IsLoopback(cfg.Addr) && cfg.IngestToken == "" && cfg.AdminToken == "",
 		OpenReads: config.IsLoopback(cfg.Addr),

@@ -45,3 +45,13 @@ js-vendor:
 	cd $$(mktemp -d) && npm pack chart.js@4 && tar xzf chart.js-*.tgz && \
 	  cp package/dist/chart.umd.min.js $(CURDIR)/web/static/vendor/ && \
 	  cp package/LICENSE.md $(CURDIR)/web/static/vendor/chart.js-LICENSE.md
+
+# Drives the dashboard and the wall display in headless Chromium.
+.PHONY: browser-test
+browser-test:
+	go test -race -count=1 -run 'TestPage|TestDashboard|TestWall|TestDisplay' ./e2e/
+
+# Retakes both README screenshots: the dashboard and the wall display.
+.PHONY: screenshots-all
+screenshots-all:
+	CRMPULSE_SCREENSHOTS=1 go test -count=1 -run 'TestPage|TestWall' ./e2e/

@@ -58,6 +58,9 @@ type Config struct {
 	// AlertInterval is the time between two evaluations of the alert
 	// rules.
 	AlertInterval time.Duration `koanf:"alert_interval"`
+	// TargetsFile is a CSV file or Excel workbook of activity goals, read
+	// at start and served at GET /v1/targets.
+	TargetsFile string `koanf:"targets_file"`
 
 	IngestToken string `koanf:"ingest_token"`
 	AdminToken  string `koanf:"admin_token"`
@@ -104,6 +107,7 @@ var defaults = map[string]any{
 	"public_url":                   "",
 	"log_level":                    "info",
 	"log_format":                   "text",
+	"targets_file":                 "",
 	"calendar.working_days":        []string{"mon", "tue", "wed", "thu", "fri"},
 	"calendar.working_hours":       "09:00-17:00",
 	"calendar.holidays":            []string{},

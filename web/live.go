@@ -38,6 +38,11 @@ type Hub struct {
 	logger  *slog.Logger
 	clients prometheus.Gauge
 	nextID  atomic.Uint64
+	// epoch is where every view's sequence starts: the process's start in
+	// milliseconds, so that a client resuming across a restart of the
+	// server asks for a sequence this process never had and is told to
+	// resync, instead of being "resumed" past the events it missed.
+	epoch uint64
 
 	upgradeOnce sync.Once
 	upgrade     websocket.Upgrader
@@ -49,6 +54,7 @@ type Hub struct {
 // NewHub returns a hub answering from srv's state; srv is set by SetServer.
 func NewHub(reg prometheus.Registerer, logger *slog.Logger) *Hub {
 	h := &Hub{logger: logger.With("component", "live"), views: map[string]*view{},
+		epoch: uint64(time.Now().UnixMilli()),
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "crmpulse_websocket_clients", Help: "Connected websocket clients.",
 		})}
@@ -121,7 +127,7 @@ func (h *Hub) view(params url.Values) (*view, []crmpulse.FieldError) {
 	defer h.mu.Unlock()
 	v := h.views[key]
 	if v == nil {
-		v = &view{hub: h, params: clean, from: q.Bounds.From, clients: map[*client]struct{}{}, idleSince: time.Now()}
+		v = &view{hub: h, params: clean, from: q.Bounds.From, seq: h.epoch, clients: map[*client]struct{}{}, idleSince: time.Now()}
 		h.views[key] = v
 	}
 	return v, nil
@@ -308,6 +314,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.clients.Dec()
 	go c.write()
 	defer c.close()
+	// A display token sees only its view, and is cut off when revoked.
+	inView, release := h.srv.displayLive(r, conn)
+	defer release()
 
 	conn.SetReadLimit(64 << 10)
 	alive := keepAlive(conn)
@@ -332,6 +341,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		params := url.Values{}
 		for k, val := range msg.View {
 			params.Set(k, val)
+		}
+		if !inView(params) {
+			c.send(errorFrame("this display token is bound to another view", nil))
+			continue
 		}
 		if err := h.srv.scopeView(r, params); err != nil {
 			c.send(errorFrame(err.Error(), nil))

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -44,6 +45,10 @@ type Config struct {
 
 	// Security is sign-in, tokens, audit and limits (web/auth.go).
 	Security Security
+	// Targets are the activity goals the page shows actuals against.
+	Targets []Target
+	// State holds the display tokens (display.go); nil turns them off.
+	State *badger.DB
 }
 
 // Server is the HTTP face of crmpulse.
@@ -58,6 +63,8 @@ type Server struct {
 	ready  func() bool
 	alerts *alert.Evaluator
 	sec    *securityState
+	// display holds the live connections of display tokens (display.go).
+	display displayConns
 }
 
 // NewServer returns the server; ready reports whether the log is connected
@@ -88,6 +95,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("PUT /v1/users/{id}", s.need(scopeAdmin, s.putUser))
 	mux.Handle("GET /v1/alerts", s.need(scopeRead, s.serveAlerts))
 	mux.Handle("GET /v1/live", s.need(scopeRead, s.hub.ServeHTTP))
+	mux.Handle("GET /v1/targets", s.need(scopeRead, s.serveTargets))
+	s.displayRoutes(mux) // display.go
 	mux.Handle("GET /metrics", s.need(scopeRead, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.serveReady)
@@ -115,6 +124,10 @@ func securityHeaders(next http.Handler) http.Handler {
 // or token of its own: the open modes on a loopback address. need (in
 // web/auth.go) asks it when no session or token matched.
 func (s *Server) allowed(r *http.Request, sc scope) bool {
+	// A display token is judged on its own, even where reads are open.
+	if ok, isDisplay := s.displayAllowed(r, sc, requestToken(r)); isDisplay {
+		return ok
+	}
 	return s.cfg.Open || (sc == scopeRead && s.cfg.OpenReads)
 }
 
@@ -147,6 +160,10 @@ func (s *Server) serveTransactions(w http.ResponseWriter, r *http.Request) {
 		s.exportCSV(w, q)
 		return
 	}
+	if v.Get("format") == "xlsx" {
+		s.exportXLSX(w, q) // export.go
+		return
+	}
 	items, next, err := s.store.Transactions(q, s.dir, v.Get("cursor"), limit)
 	if err == aggregate.ErrBadCursor {
 		problem.Write(w, http.StatusBadRequest, err.Error(), []crmpulse.FieldError{{Field: "cursor", Detail: err.Error()}})
@@ -169,14 +186,9 @@ func (s *Server) exportCSV(w http.ResponseWriter, q aggregate.Query) {
 	w.Header().Set("Content-Disposition", `attachment; filename="crmpulse-transactions.csv"`)
 	extendWrite(w, 30*time.Minute)
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"at", "person", "user", "user_name", "tenant", "source", "entity", "record", "record_name", "action", "fields", "id"})
+	cw.Write(exportColumns)
 	err := s.store.EachTransaction(q, s.dir, func(t aggregate.Transaction) bool {
-		person := ""
-		if t.Person != nil {
-			person = *t.Person
-		}
-		cw.Write([]string{t.At.Format(time.RFC3339Nano), person, t.User, t.UserName, t.Tenant, t.Source,
-			t.Entity, t.Record, t.RecordName, string(t.Action), strings.Join(t.Fields, ";"), t.ID})
+		cw.Write(exportRow(t))
 		return cw.Error() == nil
 	})
 	cw.Flush()

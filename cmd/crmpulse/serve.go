@@ -140,10 +140,16 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	open, openReads := openMode(cfg)
 
 	rules, _ := cfg.PeriodRules()
+	var targets []web.Target
+	if cfg.TargetsFile != "" {
+		if targets, err = web.LoadTargets(cfg.TargetsFile); err != nil {
+			return err
+		}
+	}
 	in := ingest.NewHandler(evlog, hooks(cfg), reg, logger)
 	var working atomic.Bool
 	srv := web.NewServer(web.Config{
-		Location: cfg.Location(), Rules: rules, Version: version,
+		Location: cfg.Location(), Rules: rules, Version: version, Targets: targets, State: db,
 		IngestToken: cfg.IngestToken, AdminToken: cfg.AdminToken,
 		Open: open, OpenReads: openReads, Security: sec,
 	}, store, dir, in, hub, reg, func() bool {

@@ -181,6 +181,19 @@ func BenchmarkReport(b *testing.B) {
 			b.ReportMetric(float64(s.Events()), "events")
 			b.ReportMetric(float64(loaded.heap)/(1<<20), "heap-MiB")
 			b.ReportMetric(loaded.openDur.Seconds(), "open-s")
+			b.ReportMetric(float64(columnBytes(s))/(1<<20), "columns-MiB")
 		})
 	}
+}
+
+// columnBytes is the memory the in-memory columns hold, Badger's caches
+// and memtables aside.
+func columnBytes(s *Store) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, ser := range s.series {
+		n += 4 * (cap(ser.touch) + cap(ser.prev) + cap(ser.created) + cap(ser.deleted) + cap(ser.restored))
+	}
+	return n
 }

@@ -52,8 +52,12 @@ func (b Bounds) Contains(t time.Time) bool {
 }
 
 // Resolve computes the bounds of the named period in loc as of asOf. For
-// PeriodCustom it checks and returns [from, to) instead.
+// PeriodCustom it checks and returns [from, to) instead. Bounds are whole
+// seconds, the resolution the state counts in: an asOf, from or to with a
+// fraction of a second is rounded up to the next second, so that a report
+// as of now includes an event of this very second.
 func Resolve(name string, asOf time.Time, loc *time.Location, rules PeriodRules, from, to time.Time) (Bounds, error) {
+	asOf, from, to = ceilSecond(asOf), ceilSecond(from), ceilSecond(to)
 	b := Bounds{Name: name, To: asOf, Loc: loc}
 	local := asOf.In(loc)
 	y, m, d := local.Date()
@@ -88,6 +92,14 @@ func Resolve(name string, asOf time.Time, loc *time.Location, rules PeriodRules,
 		return Bounds{}, fmt.Errorf("unknown period %q: use one of %s", name, strings.Join(PeriodNames, ", "))
 	}
 	return b, nil
+}
+
+// ceilSecond rounds t up to a whole second.
+func ceilSecond(t time.Time) time.Time {
+	if t.Nanosecond() == 0 {
+		return t
+	}
+	return t.Truncate(time.Second).Add(time.Second)
 }
 
 // fiscalStart returns the midnight that starts the fiscal span of months

@@ -1,7 +1,9 @@
 package aggregate
 
 import (
+	"math"
 	"slices"
+	"time"
 
 	"github.com/crmpulse/crmpulse"
 )
@@ -12,95 +14,207 @@ type seriesKey struct {
 	Tenant, Source, User, Entity string
 }
 
-// series holds every event time of one seriesKey, sorted, so that the count
-// of any range exact to the nanosecond is two binary searches.
+// The state counts event times in whole seconds: a stamp is the Unix second
+// plus one, so that 0 can mean "no time" (a record's first touch has no
+// previous touch). Four bytes cover 1970 to 2106; an event outside is kept
+// in the transaction index only and counted in
+// crmpulse_state_out_of_range_total.
+//
+// Periods resolved by crmpulse.Resolve are whole seconds, so counting by
+// the second is exact for them. A bound with a fraction of a second is
+// rounded up to the next whole second.
+func stampOf(t time.Time) (uint32, bool) {
+	s := t.Unix()
+	if s < 0 || s >= math.MaxUint32-1 {
+		return 0, false
+	}
+	return uint32(s) + 1, true
+}
+
+// boundStamp is stampOf for a period bound: rounded up to the second and
+// clamped to the stamps' range.
+func boundStamp(t time.Time) uint32 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	switch {
+	case s < 0:
+		return 0
+	case s >= math.MaxUint32-1:
+		return math.MaxUint32
+	}
+	return uint32(s) + 1
+}
+
+func stampTime(v uint32) time.Time { return time.Unix(int64(v)-1, 0).UTC() }
+
+// series holds every event of one seriesKey as sorted columns of stamps,
+// about four bytes an event plus four a touch.
+//
+// A touch is a created or updated event. prev[i] is the stamp of the same
+// record's previous touch (0 for its first), so the distinct records
+// touched in [from, to) are exactly the touches in [from, to) whose
+// previous touch is before from: each record counts once, at its first
+// touch in the range. That makes distinct counts additive over any split
+// of the range (hours, days in any zone) without a set per record.
 type series struct {
-	// times holds event times (Unix ns) by action, in crmpulse.Actions order.
-	times [4][]int64
-	// touches holds, per record, the times it was created or updated.
-	touches map[string][]int64
+	touch, prev                []uint32
+	created, deleted, restored []uint32
 }
 
-// index is the in-memory view of the applied events. It is not safe for
-// concurrent use; Store guards it.
-type index struct {
-	series map[seriesKey]*series
-	events int
-}
-
-func newIndex() *index {
-	return &index{series: map[seriesKey]*series{}}
-}
-
-func (x *index) add(e *crmpulse.Event) {
-	k := seriesKey{e.Tenant, e.Source, e.User, e.Entity}
-	s := x.series[k]
-	if s == nil {
-		s = &series{touches: map[string][]int64{}}
-		x.series[k] = s
+// addTouch inserts a touch at t whose record was last touched at prev.
+func (s *series) addTouch(t, prev uint32, created bool) {
+	i := upperBound(s.touch, t)
+	s.touch = slices.Insert(s.touch, i, t)
+	s.prev = slices.Insert(s.prev, i, prev)
+	if created {
+		s.created = insertSorted(s.created, t)
 	}
-	at := e.At.UnixNano()
-	a := e.Action.Index()
-	s.times[a] = insertSorted(s.times[a], at)
-	if e.Action == crmpulse.Created || e.Action == crmpulse.Updated {
-		s.touches[e.Record] = insertSorted(s.touches[e.Record], at)
+}
+
+// setPrev changes the previous touch of one touch at t from old to prev,
+// when a late touch lands between the two. Touches with the same (t, prev)
+// are interchangeable, so any one of them may change.
+func (s *series) setPrev(t, old, prev uint32) bool {
+	for i := lowerBound(s.touch, t); i < len(s.touch) && s.touch[i] == t; i++ {
+		if s.prev[i] == old {
+			s.prev[i] = prev
+			return true
+		}
 	}
-	x.events++
+	return false
+}
+
+func (s *series) addOther(a crmpulse.Action, t uint32) {
+	if a == crmpulse.Deleted {
+		s.deleted = insertSorted(s.deleted, t)
+	} else {
+		s.restored = insertSorted(s.restored, t)
+	}
 }
 
 // insertSorted inserts v keeping ts sorted; events mostly arrive in time
 // order, so the common case is an append.
-func insertSorted(ts []int64, v int64) []int64 {
+func insertSorted(ts []uint32, v uint32) []uint32 {
 	if n := len(ts); n == 0 || ts[n-1] <= v {
 		return append(ts, v)
 	}
-	i, _ := slices.BinarySearch(ts, v)
-	return slices.Insert(ts, i, v)
+	return slices.Insert(ts, upperBound(ts, v), v)
 }
 
-// countIn returns how many of the sorted ts fall in [from, to).
-func countIn(ts []int64, from, to int64) int {
-	lo, _ := slices.BinarySearch(ts, from)
-	hi, _ := slices.BinarySearch(ts, to)
-	return hi - lo
-}
-
-// lastBefore returns the latest of the sorted ts before to, and whether
-// there is one.
-func lastBefore(ts []int64, to int64) (int64, bool) {
-	i, _ := slices.BinarySearch(ts, to)
-	if i == 0 {
-		return 0, false
+// lowerBound returns the index of the first stamp of ts at or after v.
+func lowerBound(ts []uint32, v uint32) int {
+	lo, hi := 0, len(ts)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if ts[m] < v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
 	}
-	return ts[i-1], true
+	return lo
 }
 
-// figures counts one series over [from, to).
-func (s *series) figures(from, to int64) Figures {
+// upperBound returns the index of the first stamp of ts after v.
+func upperBound(ts []uint32, v uint32) int {
+	lo, hi := 0, len(ts)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if ts[m] <= v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+func countIn(ts []uint32, from, to uint32) int {
+	return lowerBound(ts, to) - lowerBound(ts, from)
+}
+
+// figures counts the series over [from, to) and, when pts is not nil, adds
+// its changes and records to pts' intervals.
+func (s *series) figures(from, to uint32, pts *pointCounts) Figures {
 	var f Figures
-	f.Created = countIn(s.times[0], from, to)
-	f.Updated = countIn(s.times[1], from, to)
-	f.Deleted = countIn(s.times[2], from, to)
-	f.Restored = countIn(s.times[3], from, to)
-	f.Changes = f.Created + f.Updated + f.Deleted + f.Restored
-	if f.Created+f.Updated > 0 {
-		for _, ts := range s.touches {
-			if countIn(ts, from, to) > 0 {
+	lo, hi := lowerBound(s.touch, from), lowerBound(s.touch, to)
+	touches := hi - lo
+	f.Created = countIn(s.created, from, to)
+	f.Updated = touches - f.Created
+	f.Deleted = countIn(s.deleted, from, to)
+	f.Restored = countIn(s.restored, from, to)
+	f.Changes = touches + f.Deleted + f.Restored
+	if pts == nil {
+		for _, p := range s.prev[lo:hi] {
+			if p < from {
 				f.Records++
 			}
 		}
+		return f
 	}
+	f.Records = pts.addTouches(s.touch[lo:hi], s.prev[lo:hi], from)
+	pts.addOthers(s.deleted, from, to)
+	pts.addOthers(s.restored, from, to)
 	return f
 }
 
-// last returns the series' latest event time before to.
-func (s *series) last(to int64) (int64, bool) {
-	var best int64
-	found := false
-	for _, ts := range s.times {
-		if t, ok := lastBefore(ts, to); ok && (!found || t > best) {
-			best, found = t, true
+// last returns the series' latest event stamp before to, or 0.
+func (s *series) last(to uint32) uint32 {
+	var best uint32
+	for _, ts := range [][]uint32{s.touch, s.deleted, s.restored} {
+		if i := lowerBound(ts, to); i > 0 && ts[i-1] > best {
+			best = ts[i-1]
 		}
 	}
-	return best, found
+	return best
+}
+
+// pointCounts sums changes and records per interval of a report's series
+// for one entity.
+type pointCounts struct {
+	// starts[i] is the first stamp of interval i, raised to the period's
+	// start for the first; a touch counts as a record of its interval when
+	// its record's previous touch is before that.
+	starts           []uint32
+	changes, records []int
+}
+
+// at returns the interval holding stamp t, searching forward from i.
+func (pc *pointCounts) at(t uint32, i int) int {
+	for i+1 < len(pc.starts) && t >= pc.starts[i+1] {
+		i++
+	}
+	return i
+}
+
+func (pc *pointCounts) addTouches(touch, prev []uint32, from uint32) int {
+	records, p := 0, 0
+	if len(touch) > 0 {
+		p = max(upperBound(pc.starts, touch[0])-1, 0)
+	}
+	for i, t := range touch {
+		p = pc.at(t, p)
+		pc.changes[p]++
+		if prev[i] < pc.starts[p] {
+			pc.records[p]++
+		}
+		if prev[i] < from {
+			records++
+		}
+	}
+	return records
+}
+
+func (pc *pointCounts) addOthers(ts []uint32, from, to uint32) {
+	lo, hi := lowerBound(ts, from), lowerBound(ts, to)
+	p := 0
+	if lo < hi {
+		p = max(upperBound(pc.starts, ts[lo])-1, 0)
+	}
+	for _, t := range ts[lo:hi] {
+		p = pc.at(t, p)
+		pc.changes[p]++
+	}
 }

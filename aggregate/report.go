@@ -99,10 +99,12 @@ func RowID(dir crmpulse.Directory, source, user string) (id, status string) {
 }
 
 // Report computes the report for q, with a row for every person of dir that
-// matches q's filters.
+// matches q's filters. It visits every series matching q's tenant, source
+// and entity once: O(log n) per series for the counts, plus one pass over
+// the series' touches in the period for the distinct records.
 func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 	b := q.Bounds
-	from, to := b.From.UnixNano(), b.To.UnixNano()
+	from, to := boundStamp(b.From), boundStamp(b.To)
 	rep := Report{
 		Period:            PeriodInfo{Name: b.Name, From: b.From.UTC(), To: b.To.UTC(), TZ: b.Loc.String()},
 		Entities:          slices.Clone(crmpulse.Entities),
@@ -111,42 +113,48 @@ func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 	}
 	rows, order := peopleRows(q, dir)
 	byPerson := q.Team != "" || q.Office != ""
-	bucket := newBucketer(b)
+	bucket := newBucketer(b, from, to)
+	resolved := map[[2]string]rowRef{}
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for k, ser := range s.index.series {
+	for sid, k := range s.keys {
 		if !q.matchSeries(k) {
 			continue
 		}
-		id, status := RowID(dir, k.Source, k.User)
-		if q.User != "" && id != q.User {
+		ref, ok := resolved[[2]string{k.Source, k.User}]
+		if !ok {
+			ref.id, ref.status = RowID(dir, k.Source, k.User)
+			resolved[[2]string{k.Source, k.User}] = ref
+		}
+		if q.User != "" && ref.id != q.User {
 			continue
 		}
-		row := rows[id]
-		f := ser.figures(from, to)
+		row := rows[ref.id]
+		if row == nil && (byPerson || ref.status == "") {
+			continue
+		}
+		ser := s.series[sid]
+		var pts *pointCounts
+		if q.Only == nil {
+			pts = bucket.entity(k.Entity)
+		}
+		f := ser.figures(from, to, pts)
 		if row == nil {
-			if byPerson || status == "" || f.Changes == 0 {
+			if f.Changes == 0 {
 				continue
 			}
-			row = &Row{ID: id, Status: status, Counts: map[string]Figures{}}
-			rows[id] = row
-			order = append(order, id)
+			row = &Row{ID: ref.id, Status: ref.status, Counts: map[string]Figures{}}
+			rows[ref.id] = row
+			order = append(order, ref.id)
 		}
+		row.add(k.Entity, f)
 		total := rep.Totals[k.Entity]
 		total.add(f)
 		rep.Totals[k.Entity] = total
-		counts := row.Counts[k.Entity]
-		counts.add(f)
-		row.Counts[k.Entity] = counts
-		row.Total.Changes += f.Changes
-		row.Total.Records += f.Records
-		if t, ok := ser.last(to); ok && (row.LastActivity == nil || t > row.LastActivity.UnixNano()) {
-			at := time.Unix(0, t).UTC()
+		if t := ser.last(to); t > 0 && (row.LastActivity == nil || stampTime(t).After(*row.LastActivity)) {
+			at := stampTime(t)
 			row.LastActivity = &at
-		}
-		if q.Only == nil {
-			bucket.add(k.Entity, ser, from, to)
 		}
 	}
 	for _, id := range order {
@@ -164,6 +172,19 @@ func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 	}
 	rep.Series = bucket.series()
 	return rep
+}
+
+type rowRef struct{ id, status string }
+
+func (r *Row) add(entity string, f Figures) {
+	if f == (Figures{}) {
+		return
+	}
+	counts := r.Counts[entity]
+	counts.add(f)
+	r.Counts[entity] = counts
+	r.Total.Changes += f.Changes
+	r.Total.Records += f.Records
 }
 
 // peopleRows returns a zero row for each person matching q, and their order.
@@ -196,80 +217,63 @@ func (q *Query) matchSeries(k seriesKey) bool {
 }
 
 // bucketer sums a report's series per interval: hours for a period of up
-// to two days, else the zone's calendar days.
+// to two days, else the zone's calendar days. Intervals start at whole
+// seconds (a zone's midnight always does), so the state's second stamps
+// place every event exactly.
 type bucketer struct {
-	b        crmpulse.Bounds
 	interval string
-	points   map[string]*Point
+	labels   []string
+	starts   []uint32
+	entities map[string]*pointCounts
 }
 
-func newBucketer(b crmpulse.Bounds) *bucketer {
-	interval := "day"
+func newBucketer(b crmpulse.Bounds, from, to uint32) *bucketer {
+	bk := &bucketer{interval: "day", entities: map[string]*pointCounts{}}
+	step := func(t time.Time) time.Time {
+		l := t.In(b.Loc)
+		return crmpulse.Midnight(l.Year(), l.Month(), l.Day()+1, b.Loc)
+	}
+	label := func(t time.Time) string { return t.In(b.Loc).Format(time.DateOnly) }
+	l := b.From.In(b.Loc)
+	start := crmpulse.Midnight(l.Year(), l.Month(), l.Day(), b.Loc)
 	if b.To.Sub(b.From) <= 48*time.Hour {
-		interval = "hour"
+		bk.interval = "hour"
+		step = func(t time.Time) time.Time { return t.Add(time.Hour) }
+		label = func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+		start = b.From.Truncate(time.Hour)
 	}
-	return &bucketer{b: b, interval: interval, points: map[string]*Point{}}
+	for t := start; t.Before(b.To); t = step(t) {
+		bk.labels = append(bk.labels, label(t))
+		bk.starts = append(bk.starts, max(boundStamp(t), from))
+	}
+	return bk
 }
 
-func (bk *bucketer) label(t time.Time) string {
-	local := t.In(bk.b.Loc)
-	if bk.interval == "hour" {
-		return local.Truncate(time.Hour).UTC().Format(time.RFC3339)
+// entity returns the interval counts of one entity.
+func (bk *bucketer) entity(name string) *pointCounts {
+	pc := bk.entities[name]
+	if pc == nil {
+		n := len(bk.starts)
+		pc = &pointCounts{starts: bk.starts, changes: make([]int, n), records: make([]int, n)}
+		bk.entities[name] = pc
 	}
-	return local.Format(time.DateOnly)
-}
-
-func (bk *bucketer) point(label string) *Point {
-	p := bk.points[label]
-	if p == nil {
-		p = &Point{T: label, Changes: map[string]int{}, Records: map[string]int{}}
-		bk.points[label] = p
-	}
-	return p
-}
-
-func (bk *bucketer) add(entity string, ser *series, from, to int64) {
-	for _, ts := range ser.times {
-		lo, _ := slices.BinarySearch(ts, from)
-		for _, t := range ts[lo:] {
-			if t >= to {
-				break
-			}
-			bk.point(bk.label(time.Unix(0, t))).Changes[entity]++
-		}
-	}
-	for _, ts := range ser.touches {
-		lo, _ := slices.BinarySearch(ts, from)
-		prev := ""
-		for _, t := range ts[lo:] {
-			if t >= to {
-				break
-			}
-			// Touches are sorted, so one record's repeats within an
-			// interval are adjacent and count once.
-			if l := bk.label(time.Unix(0, t)); l != prev {
-				bk.point(l).Records[entity]++
-				prev = l
-			}
-		}
-	}
+	return pc
 }
 
 // series lists every interval of the period in order, empty ones included.
 func (bk *bucketer) series() Series {
-	out := Series{Interval: bk.interval, Points: []Point{}}
-	step := func(t time.Time) time.Time { return t.Add(time.Hour) }
-	start := bk.b.From.Truncate(time.Hour)
-	if bk.interval == "day" {
-		l := bk.b.From.In(bk.b.Loc)
-		start = crmpulse.Midnight(l.Year(), l.Month(), l.Day(), bk.b.Loc)
-		step = func(t time.Time) time.Time {
-			l := t.In(bk.b.Loc)
-			return crmpulse.Midnight(l.Year(), l.Month(), l.Day()+1, bk.b.Loc)
+	out := Series{Interval: bk.interval, Points: make([]Point, len(bk.labels))}
+	for i, l := range bk.labels {
+		p := Point{T: l, Changes: map[string]int{}, Records: map[string]int{}}
+		for name, pc := range bk.entities {
+			if pc.changes[i] > 0 {
+				p.Changes[name] = pc.changes[i]
+			}
+			if pc.records[i] > 0 {
+				p.Records[name] = pc.records[i]
+			}
 		}
-	}
-	for t := start; t.Before(bk.b.To); t = step(t) {
-		out.Points = append(out.Points, *bk.point(bk.label(t)))
+		out.Points[i] = p
 	}
 	return out
 }

@@ -1,8 +1,8 @@
 // Package aggregate holds the stream workers' state: every event applied
-// once, by its identity, to the per-user counters, distinct-record sets and
-// the transaction index, with the log position written in the same Badger
-// transaction as the state it produced. Badger is the truth; an in-memory
-// index built from it answers reports.
+// once, by its identity, to the per-user event columns and the transaction
+// index, with the log position written in the same Badger transaction as
+// the state it produced. Badger is the truth; compact in-memory columns
+// rebuilt from it at Open answer reports.
 package aggregate
 
 import (
@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmpulse/crmpulse"
 )
@@ -25,35 +26,69 @@ const (
 	prefixPosition = 'p' // partition -> last applied offset
 	prefixSeen     = 'e' // event key -> transaction key
 	prefixTx       = 'x' // time, event key -> event JSON
+	prefixSeries   = 'k' // series id -> tenant, source, user, entity
+	prefixChunk    = 'c' // series id, UTC day -> the day's events, packed
+	prefixLast     = 'l' // series id, record -> the record's last touch
+	prefixTouch    = 'r' // series id, record, stamp -> touches in that second
 )
 
-// Store applies events to the state and answers queries over it. Apply is
-// called by one worker goroutine per partition; queries may run
-// concurrently with it.
-type Store struct {
-	db     *badger.DB
-	logger *slog.Logger
+// maxTxnRecords bounds the records applied in one Badger transaction, well
+// under Badger's transaction size limit.
+const maxTxnRecords = 2000
 
-	mu        sync.RWMutex
-	index     *index
+// Store applies events to the state and answers queries over it. Apply may
+// be called from several goroutines (one worker per partition); calls are
+// serialized. Queries may run concurrently with Apply.
+type Store struct {
+	db      *badger.DB
+	logger  *slog.Logger
+	metrics metrics
+
+	applyMu sync.Mutex // serializes Apply
+
+	mu        sync.RWMutex // guards what follows
+	ids       map[seriesKey]uint32
+	keys      []seriesKey
+	series    []*series
+	events    int
 	positions map[int32]int64
+}
+
+type metrics struct {
+	outOfRange prometheus.Counter
 }
 
 // Open loads the state kept in db. The caller owns db and closes it after
 // the store is no longer used.
 func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
-	s := &Store{db: db, logger: logger.With("component", "aggregate"), index: newIndex(), positions: map[int32]int64{}}
+	s := &Store{
+		db: db, logger: logger.With("component", "aggregate"),
+		ids: map[seriesKey]uint32{}, positions: map[int32]int64{},
+		metrics: metrics{outOfRange: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crmpulse_state_out_of_range_total",
+			Help: "Events dated before 1970 or after 2106: kept in the transaction index, not counted in reports.",
+		})},
+	}
 	err := db.View(func(txn *badger.Txn) error {
 		if err := s.loadPositions(txn); err != nil {
 			return err
 		}
-		return s.loadTransactions(txn)
+		if err := s.loadSeries(txn); err != nil {
+			return err
+		}
+		return s.loadChunks(txn)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
-	s.logger.Info("state loaded", "events", s.index.events, "partitions", len(s.positions))
+	s.logger.Info("state loaded", "events", s.events, "series", len(s.series), "partitions", len(s.positions))
 	return s, nil
+}
+
+// Collectors returns the store's Prometheus metrics, for the caller to
+// register.
+func (s *Store) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.metrics.outOfRange}
 }
 
 func (s *Store) loadPositions(txn *badger.Txn) error {
@@ -72,24 +107,68 @@ func (s *Store) loadPositions(txn *badger.Txn) error {
 	return nil
 }
 
-func (s *Store) loadTransactions(txn *badger.Txn) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixTx}, PrefetchValues: true})
+func (s *Store) loadSeries(txn *badger.Txn) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSeries}, PrefetchValues: true})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
-		var e crmpulse.Event
-		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
-			return fmt.Errorf("read transaction %x: %w", it.Item().Key(), err)
+		sid := binary.BigEndian.Uint32(it.Item().Key()[1:])
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
 		}
-		s.index.add(&e)
+		k, ok := decodeSeriesKey(v)
+		if !ok || int(sid) != len(s.series) {
+			return fmt.Errorf("series %d: corrupt key %q", sid, v)
+		}
+		s.ids[k] = sid
+		s.keys = append(s.keys, k)
+		s.series = append(s.series, &series{})
 	}
 	return nil
 }
 
-// Events returns how many events the state holds.
+// loadChunks rebuilds the columns from the day chunks. Chunks come in key
+// order (series, then day) and hold their events in time order, so every
+// column is built by appending.
+func (s *Store) loadChunks(txn *badger.Txn) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixChunk}, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		sid := binary.BigEndian.Uint32(it.Item().Key()[1:])
+		if int(sid) >= len(s.series) {
+			return fmt.Errorf("chunk of unknown series %d", sid)
+		}
+		ser := s.series[sid]
+		err := it.Item().Value(func(v []byte) error {
+			for _, e := range chunk(v).entries() {
+				s.events++
+				switch e.action {
+				case 0, 1:
+					ser.touch = append(ser.touch, e.t)
+					ser.prev = append(ser.prev, e.prev)
+					if e.action == 0 {
+						ser.created = append(ser.created, e.t)
+					}
+				case 2:
+					ser.deleted = append(ser.deleted, e.t)
+				case 3:
+					ser.restored = append(ser.restored, e.t)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Events returns how many events the report columns hold.
 func (s *Store) Events() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.index.events
+	return s.events
 }
 
 // Resume returns the offset of the first record of partition not yet
@@ -106,43 +185,50 @@ func (s *Store) Resume(partition int32) int64 {
 // Apply applies a batch of records of one partition and returns the events
 // that were new. Records at or before the partition's committed position,
 // and events whose identity was applied before, change nothing. The
-// position and the state are committed in one Badger transaction, so a
-// crash at any point leaves both as they were or both applied.
+// position and the state are committed in one Badger transaction (one per
+// maxTxnRecords records), so a crash at any point leaves both as they were
+// or both applied.
 func (s *Store) Apply(ctx context.Context, batch []crmpulse.Record) ([]crmpulse.Event, error) {
-	if len(batch) == 0 {
-		return nil, nil
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	var fresh []crmpulse.Event
+	for start := 0; start < len(batch); start += maxTxnRecords {
+		if err := ctx.Err(); err != nil {
+			return fresh, err
+		}
+		part, err := s.applyTxn(batch[start:min(start+maxTxnRecords, len(batch))])
+		if err != nil {
+			return fresh, err
+		}
+		fresh = append(fresh, part...)
 	}
+	return fresh, nil
+}
+
+func (s *Store) applyTxn(batch []crmpulse.Record) ([]crmpulse.Event, error) {
 	part := batch[0].Partition
 	s.mu.RLock()
 	committed, known := s.positions[part]
 	s.mu.RUnlock()
 
 	txn := s.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
+	defer txn.Discard()
+	st := s.newStaging(txn)
 	var fresh []crmpulse.Event
 	inBatch := make(map[string]struct{}, len(batch))
-	last := committed
+	last, moved := committed, false
 	for i := range batch {
 		r := &batch[i]
 		if known && r.Offset <= committed {
 			continue
 		}
-		last = r.Offset
+		last, moved = r.Offset, true
 		key := r.Event.Key()
 		if _, dup := inBatch[key]; dup {
 			continue
 		}
 		inBatch[key] = struct{}{}
-		isNew, err := s.stage(txn, &r.Event, key)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			// Commit what fits with the position reached so far; the
-			// rest goes in a new transaction.
-			if err := s.commit(txn, part, batch[i-1].Offset); err != nil {
-				return nil, err
-			}
-			txn = s.db.NewTransaction(true)
-			isNew, err = s.stage(txn, &r.Event, key)
-		}
+		isNew, err := st.stage(&r.Event, key)
 		if err != nil {
 			return nil, err
 		}
@@ -150,41 +236,24 @@ func (s *Store) Apply(ctx context.Context, batch []crmpulse.Record) ([]crmpulse.
 			fresh = append(fresh, r.Event)
 		}
 	}
-	if err := s.commit(txn, part, last); err != nil {
+	if !moved {
+		return nil, nil
+	}
+	if err := st.flush(); err != nil {
+		return nil, err
+	}
+	if err := commit(txn, part, last); err != nil {
 		return nil, err
 	}
 
 	s.mu.Lock()
-	for i := range fresh {
-		s.index.add(&fresh[i])
-	}
+	st.publish()
 	s.positions[part] = last
 	s.mu.Unlock()
 	return fresh, nil
 }
 
-// stage writes e into txn unless its key was applied before.
-func (s *Store) stage(txn *badger.Txn, e *crmpulse.Event, key string) (bool, error) {
-	seen := append([]byte{prefixSeen}, key...)
-	_, err := txn.Get(seen)
-	if err == nil {
-		return false, nil
-	}
-	if !errors.Is(err, badger.ErrKeyNotFound) {
-		return false, fmt.Errorf("look up event: %w", err)
-	}
-	data, err := json.Marshal(e)
-	if err != nil {
-		return false, fmt.Errorf("encode event: %w", err)
-	}
-	tx := txKey(e, key)
-	if err := txn.Set(seen, tx); err != nil {
-		return false, err
-	}
-	return true, txn.Set(tx, data)
-}
-
-func (s *Store) commit(txn *badger.Txn, part int32, offset int64) error {
+func commit(txn *badger.Txn, part int32, offset int64) error {
 	k := binary.BigEndian.AppendUint32([]byte{prefixPosition}, uint32(part))
 	if err := txn.Set(k, binary.BigEndian.AppendUint64(nil, uint64(offset))); err != nil {
 		return fmt.Errorf("stage position: %w", err)
@@ -205,3 +274,14 @@ func txKey(e *crmpulse.Event, key string) []byte {
 }
 
 func sortableTime(ns int64) uint64 { return uint64(ns) ^ (1 << 63) }
+
+// encodeEvent is the transaction index's value.
+func encodeEvent(e *crmpulse.Event) ([]byte, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	return data, nil
+}
+
+var errCorrupt = errors.New("corrupt state")

@@ -119,6 +119,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(store.Collectors()...)
 	hub := web.NewHub(reg, logger)
 	sub, err := nc.Subscribe(crmpulse.DeltaSubject, func(m *nats.Msg) {
 		var events []crmpulse.Event

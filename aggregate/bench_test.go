@@ -1,0 +1,199 @@
+package aggregate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/crmpulse/crmpulse"
+)
+
+// Benchmarks of the hot paths. CRMPULSE_BENCH_EVENTS sets how many events
+// the report benchmarks load (default 1,000,000), for 1,000 people over the
+// year before benchEnd:
+//
+//	CRMPULSE_BENCH_EVENTS=10000000 go test -run '^$' -bench Report -benchtime 200x -timeout 60m ./aggregate/
+
+var benchEnd = time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC)
+
+const benchPeople = 1000
+
+func benchEvents(b *testing.B) int {
+	b.Helper()
+	if v := os.Getenv("CRMPULSE_BENCH_EVENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("CRMPULSE_BENCH_EVENTS=%q: %v", v, err)
+		}
+		return n
+	}
+	return 1_000_000
+}
+
+// benchStream makes events first to first+n of total, of benchPeople
+// users in time order over a year, one in fifty of them late by up to a week.
+func benchStream(seed uint64, first, n, total int) []crmpulse.Event {
+	r := rand.New(rand.NewPCG(seed, uint64(first)))
+	span := 365 * 24 * time.Hour
+	start := benchEnd.Add(-span)
+	entities := []string{"lead", "opportunity", "account", "contact"}
+	actions := []crmpulse.Action{crmpulse.Created, crmpulse.Updated, crmpulse.Updated, crmpulse.Updated,
+		crmpulse.Updated, crmpulse.Updated, crmpulse.Updated, crmpulse.Deleted}
+	out := make([]crmpulse.Event, n)
+	for i := range out {
+		at := start.Add(time.Duration(int64(span) / int64(total+1) * int64(first+i)))
+		if r.IntN(50) == 0 {
+			at = at.Add(-time.Duration(r.Int64N(int64(7 * 24 * time.Hour))))
+		}
+		user := r.IntN(benchPeople)
+		out[i] = crmpulse.Event{
+			ID: fmt.Sprintf("e%d", first+i), Tenant: "acme", Source: "hubspot",
+			User: strconv.Itoa(user), Entity: entities[r.IntN(len(entities))],
+			Record: fmt.Sprintf("%d-%d", user, r.IntN(300)), Action: actions[r.IntN(len(actions))],
+			At: at.Truncate(time.Second),
+		}
+	}
+	return out
+}
+
+// indexedPeople resolves by map, as the real directory does, so that the
+// benchmark measures the store and not a linear search.
+type indexedPeople struct {
+	people
+	byUser map[string]string
+}
+
+func (d indexedPeople) Resolve(source, user string) (string, bool) {
+	id, ok := d.byUser[source+"\x00"+user]
+	return id, ok
+}
+
+func benchDirectory() indexedPeople {
+	d := indexedPeople{byUser: map[string]string{}}
+	for i := range benchPeople {
+		id := fmt.Sprintf("person-%d", i)
+		d.people = append(d.people, crmpulse.Person{ID: id, Name: id, IDs: map[string]string{"hubspot": strconv.Itoa(i)}})
+		d.byUser["hubspot\x00"+strconv.Itoa(i)] = id
+	}
+	return d
+}
+
+func openBenchStore(b *testing.B, dir string) (*Store, *badger.DB) {
+	b.Helper()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := Open(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, db
+}
+
+// BenchmarkApply applies batches of 1,000 new events, as a worker does.
+func BenchmarkApply(b *testing.B) {
+	s, db := openBenchStore(b, b.TempDir())
+	defer db.Close()
+	const batch = 1000
+	b.ReportAllocs()
+	offset := 0
+	for b.Loop() {
+		b.StopTimer()
+		recs := make([]crmpulse.Record, batch)
+		for i, e := range benchStream(1, offset, batch, 10_000_000) {
+			recs[i] = crmpulse.Record{Offset: int64(offset + i), Event: e}
+		}
+		b.StartTimer()
+		if _, err := s.Apply(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+		offset += batch
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
+// loaded is the store the report benchmarks share, built once per run.
+var loaded struct {
+	s       *Store
+	db      *badger.DB
+	heap    uint64
+	openDur time.Duration
+}
+
+func loadedStore(b *testing.B) *Store {
+	b.Helper()
+	if loaded.s != nil {
+		return loaded.s
+	}
+	n := benchEvents(b)
+	dir, err := os.MkdirTemp("", "crmpulse-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, db := openBenchStore(b, dir)
+	const batch = 1000
+	for off := 0; off < n; off += batch {
+		recs := make([]crmpulse.Record, min(batch, n-off))
+		for i, e := range benchStream(1, off, len(recs), n) {
+			recs[i] = crmpulse.Record{Offset: int64(off + i), Event: e}
+		}
+		if _, err := s.Apply(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	db.Close()
+	// Reopen, as a restart would, and measure what the state holds.
+	start := time.Now()
+	s, db = openBenchStore(b, dir)
+	loaded.openDur = time.Since(start)
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	loaded.s, loaded.db, loaded.heap = s, db, m.HeapInuse
+	return s
+}
+
+func BenchmarkReport(b *testing.B) {
+	dir := benchDirectory()
+	for _, period := range []string{crmpulse.PeriodLast4Weeks, crmpulse.PeriodYearToDate} {
+		b.Run(period, func(b *testing.B) {
+			s := loadedStore(b)
+			madrid, _ := time.LoadLocation("Europe/Madrid")
+			bounds, err := crmpulse.Resolve(period, benchEnd, madrid, crmpulse.DefaultPeriodRules, time.Time{}, time.Time{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				s.Report(Query{Bounds: bounds}, dir)
+			}
+			b.ReportMetric(float64(s.Events()), "events")
+			b.ReportMetric(float64(loaded.heap)/(1<<20), "heap-MiB")
+			b.ReportMetric(loaded.openDur.Seconds(), "open-s")
+			b.ReportMetric(float64(columnBytes(s))/(1<<20), "columns-MiB")
+		})
+	}
+}
+
+// columnBytes is the memory the in-memory columns hold, Badger's caches
+// and memtables aside.
+func columnBytes(s *Store) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, ser := range s.series {
+		n += 4 * (cap(ser.touch) + cap(ser.prev) + cap(ser.created) + cap(ser.deleted) + cap(ser.restored))
+	}
+	return n
+}

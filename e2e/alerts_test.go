@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,8 +9,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // hookReceiver is a webhook target on 127.0.0.1 that passes on each state
@@ -46,26 +50,7 @@ func nextNotice(t *testing.T, notices <-chan map[string]any) map[string]any {
 // seconds, so a new person fires at once on the real clock.
 func TestAlertFiresLiveAndResolves(t *testing.T) {
 	hookURL, notices := hookReceiver(t)
-	cfgPath := filepath.Join(t.TempDir(), "crmpulse.yaml")
-	cfg := fmt.Sprintf(`
-calendar:
-  working_days: [mon, tue, wed, thu, fri, sat, sun]
-  working_hours: "00:00-23:59"
-alerts:
-  targets:
-    - name: managers
-      webhook: {url: %q}
-  rules:
-    - name: quiet
-      watch: [{team: Central}]
-      inactive_for: 2s
-      pending: 0s
-      repeat: 24h
-      notify: [managers]
-`, hookURL)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := quietRuleConfig(t, hookURL)
 	s := startServerWith(t, "", []string{"--config", cfgPath}, "CRMPULSE_ALERT_INTERVAL=500ms")
 	conn := dialLive(t, s)
 	if err := conn.WriteJSON(map[string]any{"type": "subscribe", "view": map[string]string{"period": "today"}}); err != nil {
@@ -120,6 +105,62 @@ alerts:
 		t.Fatalf("notice = %v, want resolved", st)
 	}
 	waitAlertFrame(t, conn, "resolved")
+}
+
+// quietRuleConfig writes a configuration whose working calendar is every
+// minute of every day and whose rule fires for team Central after two
+// seconds, and returns its path.
+func quietRuleConfig(t *testing.T, hookURL string) string {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "crmpulse.yaml")
+	cfg := fmt.Sprintf(`
+calendar:
+  working_days: [mon, tue, wed, thu, fri, sat, sun]
+  working_hours: "00:00-23:59"
+alerts:
+  targets:
+    - name: managers
+      webhook: {url: %q}
+  rules:
+    - name: quiet
+      watch: [{team: Central}]
+      inactive_for: 2s
+      pending: 0s
+      repeat: 24h
+      notify: [managers]
+`, hookURL)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath
+}
+
+// TestPageShowsAlertsLive opens the page, then adds a person the rule
+// watches: the firing alert appears on the page without a reload, with the
+// person's name as text.
+func TestPageShowsAlertsLive(t *testing.T) {
+	ctx := browser(t)
+	hookURL, _ := hookReceiver(t)
+	s := startServerWith(t, "", []string{"--config", quietRuleConfig(t, hookURL)}, "CRMPULSE_ALERT_INTERVAL=500ms")
+	wait, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(wait, chromedp.Navigate(s.url+"/?period=today"), chromedp.WaitVisible(`#status.live`)); err != nil {
+		t.Fatalf("page: %v", err)
+	}
+	person := map[string]any{"name": "Ana <b>Ruiz</b>", "team": "Central"}
+	if code := s.do("PUT", "/v1/users/ana", "", mustJSON(t, person), nil); code != http.StatusOK {
+		t.Fatalf("PUT /v1/users/ana: %d", code)
+	}
+	if err := chromedp.Do(wait, chromedp.WaitVisible(`#alerts li.firing`)); err != nil {
+		t.Fatalf("no firing alert on the page: %v", err)
+	}
+	text, err := chromedp.Run(wait, chromedp.Text(`#alerts li.firing`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(text, "Ana <b>Ruiz</b>: firing") {
+		t.Errorf("alert reads %q, want the name as text and the state", text)
+	}
 }
 
 // waitAlertFrame reads live frames until an alert frame in state arrives.

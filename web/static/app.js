@@ -31,7 +31,7 @@ const state = {
   report: null, rows: new Map(), prev: null, targets: [], seq: null, socket: null, retry: 0,
   txs: [], txKeys: new Set(), fresh: new Set(), cursor: null, sort: null,
   lastEvent: null, bars: null, trend: null, version: null, revoked: false,
-  snapshots: 0, resumes: 0, deltas: 0, seriesTimer: null, txLoad: 0,
+  alerts: new Map(), snapshots: 0, resumes: 0, deltas: 0, seriesTimer: null, txLoad: 0,
 };
 
 function $(id) { return document.getElementById(id); }
@@ -203,6 +203,39 @@ async function loadTargets() {
   if (!body) return;
   state.targets = body.items;
   render();
+}
+
+// Alerts ---------------------------------------------------------------
+
+function alertKey(a) {
+  return a.rule + "\u0000" + (a.person ? a.person.id : "source:" + a.source);
+}
+
+// applyAlert records an alert state from /v1/alerts or the websocket; the
+// list shows those that are pending or firing.
+function applyAlert(a) {
+  if (a.state === "firing" || a.state === "pending") state.alerts.set(alertKey(a), a);
+  else state.alerts.delete(alertKey(a));
+  renderAlerts();
+}
+
+function renderAlerts() {
+  const list = $("alerts").querySelector("ul");
+  list.replaceChildren();
+  for (const a of state.alerts.values()) {
+    const who = a.person ? (a.person.name || a.person.id) : "source " + a.source;
+    const last = a.last_activity ? "last activity " + new Date(a.last_activity).toLocaleString() : "never active";
+    const li = el("li", who + ": " + a.state + " since " + new Date(a.since).toLocaleString() +
+      " (" + a.rule + ", " + last + ")", a.state);
+    list.append(li);
+  }
+  $("alerts").hidden = state.alerts.size === 0;
+}
+
+async function loadAlerts() {
+  const body = await getJSON("/v1/alerts");
+  if (!body) return;
+  for (const a of body.states) applyAlert(a);
 }
 
 // Transactions ---------------------------------------------------------
@@ -603,6 +636,9 @@ function connect() {
         subscribe(false);
         loadTransactions(true);
         break;
+      case "alert":
+        applyAlert(msg.alert);
+        break;
       case "error":
         setStatus(msg.detail, "down");
         if (token) checkDisplay();
@@ -694,6 +730,7 @@ document.addEventListener("DOMContentLoaded", () => {
   setupControls();
   if (!wall) loadTeams();
   loadTargets();
+  if (!wall) loadAlerts();
   loadTransactions(true);
   connect();
   startRotation();

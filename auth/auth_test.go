@@ -2,19 +2,15 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/json"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/crmpulse/crmpulse/auth/oidctest"
 )
 
 func TestSessionsRefuseTamperingAndExpiry(t *testing.T) {
@@ -79,81 +75,54 @@ func TestPasswordsAndTokens(t *testing.T) {
 	}
 }
 
-// provider is a minimal OpenID Connect provider on 127.0.0.1: discovery,
-// JWKS, and a token endpoint that signs an ID token for the code "good".
-type provider struct {
-	url   string
-	key   *rsa.PrivateKey
-	nonce string
-	role  string
-}
-
-func startProvider(t *testing.T) *provider {
+// authorize follows AuthURL to the provider and returns the code it
+// sends back, checking that the state comes back too.
+func authorize(t *testing.T, o *OIDC, state, nonce, verifier string) string {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(o.AuthURL(state, nonce, verifier))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	resp.Body.Close()
+	back, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound || back.Query().Get("state") != state {
+		t.Fatalf("authorize: status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	p := &provider{url: "http://" + ln.Addr().String(), key: key, role: RoleManager}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]any{
-			"issuer": p.url, "authorization_endpoint": p.url + "/authorize", "token_endpoint": p.url + "/token",
-			"jwks_uri": p.url + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"},
-			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
-		})
-	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
-	})
-	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
-		if r.FormValue("code") != "good" || r.FormValue("code_verifier") == "" {
-			http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
-			return
-		}
-		signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key},
-			(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
-		claims := map[string]any{"iss": p.url, "sub": "u1", "aud": "crmpulse", "nonce": p.nonce,
-			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(),
-			"email": "ana@example.com", "crmpulse_role": p.role, "crmpulse_team": "Central"}
-		idt, _ := jwt.Signed(signer).Claims(claims).Serialize()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "id_token": idt, "expires_in": 60})
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return p
+	return back.Query().Get("code")
 }
 
 func TestOIDCSignsInThroughALocalProvider(t *testing.T) {
-	p := startProvider(t)
-	o, err := NewOIDC(context.Background(), OIDCConfig{Issuer: p.url, ClientID: "crmpulse", ClientSecret: "s",
+	p := oidctest.Start(t, "crmpulse")
+	o, err := NewOIDC(context.Background(), OIDCConfig{Issuer: p.URL, ClientID: "crmpulse", ClientSecret: "s",
 		RedirectURL: "http://127.0.0.1/signin/oidc/callback"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(o.AuthURL("st", "n1", "verifier-0123456789012345678901234567890123"))
+	const verifier = "verifier-0123456789012345678901234567890123"
+	u, _ := url.Parse(o.AuthURL("st", "n1", verifier))
 	if q := u.Query(); q.Get("state") != "st" || q.Get("nonce") != "n1" || q.Get("code_challenge_method") != "S256" {
 		t.Errorf("auth URL %s lacks state, nonce or PKCE", u)
 	}
-	p.nonce = "n1"
-	got, err := o.Exchange(context.Background(), "good", "verifier-0123456789012345678901234567890123", "n1")
+	code := authorize(t, o, "st", "n1", verifier)
+	got, err := o.Exchange(context.Background(), code, verifier, "n1")
 	if err != nil || got.Name != "ana@example.com" || got.Role != RoleManager || got.Team != "Central" {
 		t.Fatalf("got %+v, %v", got, err)
 	}
-	if _, err := o.Exchange(context.Background(), "good", "v", "another-nonce"); err == nil {
+	if _, err := o.Exchange(context.Background(), code, verifier, "n1"); err == nil {
+		t.Error("a code was redeemed twice")
+	}
+	if _, err := o.Exchange(context.Background(), authorize(t, o, "st", "n1", verifier), verifier, "another-nonce"); err == nil {
 		t.Error("a token with another nonce was accepted")
 	}
-	if _, err := o.Exchange(context.Background(), "bad", "v", "n1"); err == nil {
+	if _, err := o.Exchange(context.Background(), authorize(t, o, "st", "n1", verifier), verifier+"x", "n1"); err == nil {
+		t.Error("a code was redeemed with the wrong PKCE verifier")
+	}
+	if _, err := o.Exchange(context.Background(), "bad", verifier, "n1"); err == nil {
 		t.Error("a refused code was accepted")
 	}
-	p.role = ""
-	if _, err := o.Exchange(context.Background(), "good", "v", "n1"); err != ErrNoRole {
+	p.SignInAs(map[string]any{"sub": "u2", "email": "bo@example.com"})
+	if _, err := o.Exchange(context.Background(), authorize(t, o, "st", "n1", verifier), verifier, "n1"); err != ErrNoRole {
 		t.Errorf("no role claim: got %v, want ErrNoRole", err)
 	}
 }

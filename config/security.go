@@ -26,7 +26,11 @@ type Security struct {
 	ACMEDomains   string `koanf:"acme_domains"`
 	ACMEEmail     string `koanf:"acme_email"`
 	ACMEDirectory string `koanf:"acme_directory"`
-	Limits        Limits `koanf:"limits"`
+	// ACMECA is a PEM file of the certificates that crmpulse trusts for
+	// its connection to the ACME directory instead of the system's: for a
+	// private or test CA (Pebble) whose server certificate is its own.
+	ACMECA string `koanf:"acme_ca"`
+	Limits Limits `koanf:"limits"`
 }
 
 // Auth is how people and scripts prove who they are.
@@ -68,6 +72,7 @@ func init() {
 		"acme_domains":             "",
 		"acme_email":               "",
 		"acme_directory":           "",
+		"acme_ca":                  "",
 		"limits.hook_rps":          200.0,
 		"limits.hook_burst":        400,
 		"limits.signin_per_minute": 10.0,
@@ -114,6 +119,14 @@ func (c *Config) validateSecurity() error {
 		}
 		if _, err := os.Stat(f.path); err != nil {
 			return fmt.Errorf("config %s: %w", f.key, err)
+		}
+	}
+	if c.ACMECA != "" {
+		if c.ACMEDomains == "" {
+			return fmt.Errorf("config acme_ca: set only with acme_domains")
+		}
+		if _, err := os.Stat(c.ACMECA); err != nil {
+			return fmt.Errorf("config acme_ca: %w", err)
 		}
 	}
 	if c.ACMEDirectory != "" {

@@ -57,6 +57,8 @@ func TestSecurityErrorsNameTheKey(t *testing.T) {
 		{"", "CRMPULSE_AUTH_SESSION_TTL=soon", "auth.session_ttl"},
 		{"", "CRMPULSE_LIMITS_SIGNIN_PER_MINUTE=0", "limits.signin_per_minute"},
 		{"", "CRMPULSE_PUBLIC_URL=example.com", "public_url"},
+		{"acme_ca: /nonexistent.pem", "", "acme_ca"},
+		{"acme_domains: a.example\nacme_ca: /nonexistent.pem", "", "acme_ca"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			if k, v, ok := strings.Cut(tc.env, "="); ok {

@@ -76,9 +76,20 @@ type server struct {
 	args []string
 	logs *bytes.Buffer
 	done chan struct{}
+	// client makes the helpers' requests; nil means http.DefaultClient.
+	// A server over TLS sets one that trusts its certificate.
+	client *http.Client
 }
 
-var urlLine = regexp.MustCompile(`open (http://\S+)/ in a browser`)
+var urlLine = regexp.MustCompile(`open (https?://\S+)/ in a browser`)
+
+// httpClient returns the client that reaches the server.
+func (s *server) httpClient() *http.Client {
+	if s.client != nil {
+		return s.client
+	}
+	return http.DefaultClient
+}
 
 // startServer runs `crmpulse serve` on data (a new temp dir when empty)
 // with extra environment, and waits until it is ready.
@@ -141,7 +152,7 @@ func (s *server) waitReady() {
 	s.t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.url + "/readyz")
+		resp, err := s.httpClient().Get(s.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -205,7 +216,7 @@ func (s *server) do(method, path, token string, body []byte, v any) int {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.httpClient().Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -76,9 +77,10 @@ func newLimiters(every rate.Limit, burst int) *limiters {
 }
 
 // allow takes a token from key's bucket; a zero rate allows everything.
-func (l *limiters) allow(key string, now time.Time) bool {
+// When the bucket is empty it returns how long until it holds a token.
+func (l *limiters) allow(key string, now time.Time) (bool, time.Duration) {
 	if l.every <= 0 {
-		return true
+		return true, 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -96,7 +98,11 @@ func (l *limiters) allow(key string, now time.Time) bool {
 		l.byKey[key] = lim
 	}
 	lim.used = now
-	return lim.AllowN(now, 1)
+	if lim.AllowN(now, 1) {
+		return true, 0
+	}
+	missing := 1 - lim.TokensAt(now)
+	return false, time.Duration(missing / float64(l.every) * float64(time.Second))
 }
 
 // clientAddr is the request's peer address without the port. Forwarded
@@ -109,13 +115,15 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
-// rateLimited answers 429 when key's bucket is empty.
+// rateLimited answers 429 when key's bucket is empty, with Retry-After
+// saying in whole seconds when the next attempt is allowed.
 func (s *Server) rateLimited(w http.ResponseWriter, l *limiters, route, key string) bool {
-	if l.allow(key, time.Now()) {
+	ok, wait := l.allow(key, time.Now())
+	if ok {
 		return false
 	}
 	s.sec.limited.WithLabelValues(route).Inc()
-	w.Header().Set("Retry-After", "1")
+	w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(wait.Seconds())), 1)))
 	problem.Write(w, http.StatusTooManyRequests, "too many requests from your address; slow down", nil)
 	return true
 }

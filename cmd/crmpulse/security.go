@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -99,20 +101,46 @@ func serveHTTP(srv *http.Server, ln net.Listener, cfg *config.Config) error {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		return srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
 	case cfg.ACMEDomains != "":
-		m := &autocert.Manager{
-			Prompt:     autocert.AcceptTOS,
-			Cache:      autocert.DirCache(filepath.Join(cfg.Data, "acme")),
-			HostPolicy: autocert.HostWhitelist(strings.Split(cfg.ACMEDomains, ",")...),
-			Email:      cfg.ACMEEmail,
-		}
-		if cfg.ACMEDirectory != "" {
-			m.Client = &acme.Client{DirectoryURL: cfg.ACMEDirectory}
+		m, err := acmeManager(cfg)
+		if err != nil {
+			return err
 		}
 		srv.TLSConfig = m.TLSConfig()
 		srv.TLSConfig.MinVersion = tls.VersionTLS12
 		return srv.ServeTLS(ln, "", "")
 	}
 	return srv.Serve(ln)
+}
+
+// acmeManager returns the certificate manager for acme_domains. It answers
+// the TLS-ALPN-01 challenge on the listening port and keeps certificates in
+// DATA/acme; it talks to acme_directory (Let's Encrypt when empty),
+// trusting acme_ca's certificates for that connection when set.
+func acmeManager(cfg *config.Config) (*autocert.Manager, error) {
+	m := &autocert.Manager{
+		Prompt:     autocert.AcceptTOS,
+		Cache:      autocert.DirCache(filepath.Join(cfg.Data, "acme")),
+		HostPolicy: autocert.HostWhitelist(strings.Split(cfg.ACMEDomains, ",")...),
+		Email:      cfg.ACMEEmail,
+		Client:     &acme.Client{DirectoryURL: cfg.ACMEDirectory},
+	}
+	if cfg.ACMEDirectory == "" {
+		m.Client.DirectoryURL = autocert.DefaultACMEDirectory
+	}
+	if cfg.ACMECA != "" {
+		pem, err := os.ReadFile(cfg.ACMECA)
+		if err != nil {
+			return nil, fmt.Errorf("config acme_ca: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("config acme_ca: %s holds no PEM certificate", cfg.ACMECA)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		m.Client.HTTPClient = &http.Client{Transport: tr, Timeout: time.Minute}
+	}
+	return m, nil
 }
 
 // pipelineMetrics are the figures of the log and the workers: how far

@@ -181,9 +181,20 @@ function showCustom() {
   for (const e of document.querySelectorAll(".custom")) e.hidden = !custom;
 }
 
+// signInIfNeeded sends the browser to the sign-in page, which brings it
+// back to this view, when the server answered 401 to a page without a
+// token: sign-in is required and the session is missing or expired. A
+// token's page (a wall) is judged by checkDisplay instead.
+function signInIfNeeded(status) {
+  if (status !== 401 || token) return false;
+  location.assign("/signin?next=" + encodeURIComponent(location.pathname + location.search));
+  return true;
+}
+
 async function getJSON(path) {
   const res = await fetch(path, { headers: authHeaders() });
   if (!res.ok) {
+    if (signInIfNeeded(res.status)) return null;
     if (token && (res.status === 401 || res.status === 403)) checkDisplay();
     return null;
   }
@@ -649,6 +660,8 @@ function connect() {
     if (state.socket !== s) return;
     setStatus("offline · reconnecting…", "down");
     if (token) checkDisplay();
+    // A refused upgrade shows no status here, so ask the route itself.
+    else fetch("/v1/live").then(res => signInIfNeeded(res.status), () => {});
     // A wall reconnects forever; the wait grows to 10 s and stays there.
     const wait = Math.min(10000, 500 * 2 ** Math.min(state.retry++, 5));
     setTimeout(connect, wait);

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/file"
@@ -161,10 +163,36 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	if err := unknownKeys(k); err != nil {
+		return nil, err
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// unknownKeys refuses keys that name no setting, such as a misspelt one in
+// the file, which would otherwise be ignored without a word.
+func unknownKeys(k *koanf.Koanf) error {
+	var md mapstructure.Metadata
+	var probe Config
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		TagName: "koanf", Metadata: &md, Result: &probe, WeaklyTypedInput: true,
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(), mapstructure.TextUnmarshallerHookFunc()),
+	})
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	// Type errors were reported by the real decoding; only the unused keys
+	// matter here.
+	_ = dec.Decode(k.Raw())
+	if len(md.Unused) > 0 {
+		slices.Sort(md.Unused)
+		return fmt.Errorf("config %s: no such setting (see crmpulse serve --help and the README)", md.Unused[0])
+	}
+	return nil
 }
 
 // EnvName returns the environment variable of a key path.

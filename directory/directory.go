@@ -18,7 +18,9 @@ import (
 	"github.com/crmpulse/crmpulse/config"
 )
 
-const prefix = "person/"
+// prefix keeps people apart from the aggregate's one-byte prefixes in the
+// same Badger database; it must not start with one of them.
+const prefix = "directory/person/"
 
 // Directory is a crmpulse.Directory backed by Badger. Its methods may be
 // called concurrently.

@@ -125,3 +125,87 @@ func TestImportBrokenLines(t *testing.T) {
 		t.Errorf("changes by row = %v, want %v", got, want)
 	}
 }
+
+// TestRouterErrorsAreProblems checks that the answers the router gives by
+// itself, and odd query parameters, are problem+json 4xx like the rest.
+func TestRouterErrorsAreProblems(t *testing.T) {
+	s := startServer(t, "")
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/v1/nope", http.StatusNotFound},
+		{"DELETE", "/v1/report", http.StatusMethodNotAllowed},
+		{"GET", "/v1/hooks/hubspot", http.StatusNotFound},  // GET / serves files
+		{"POST", "/v1/hooks/generic", http.StatusNotFound}, // no mapping configured
+		{"GET", "/v1/transactions?format=pdf", http.StatusBadRequest},
+		{"GET", "/v1/report?entity=BAN%20ANA", http.StatusBadRequest},
+		{"GET", "/v1/users?limit=0", http.StatusBadRequest},
+		{"GET", "/v1/users?cursor=nobody", http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, s.url+tt.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("got %d %s, want %d application/problem+json", resp.StatusCode, resp.Header.Get("Content-Type"), tt.want)
+			}
+		})
+	}
+}
+
+// TestReportTakesDates checks that a custom period may be given as dates,
+// meaning their midnights in the zone asked for.
+func TestReportTakesDates(t *testing.T) {
+	s := startServer(t, "")
+	var rep struct {
+		Period struct {
+			From, To time.Time
+		} `json:"period"`
+	}
+	if code := s.do("GET", "/v1/report?period=custom&from=2017-01-01&to=2018-01-01&tz=Europe/Madrid", "", nil, &rep); code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	madrid, _ := time.LoadLocation("Europe/Madrid")
+	if want := time.Date(2017, 1, 1, 0, 0, 0, 0, madrid); !rep.Period.From.Equal(want) {
+		t.Errorf("from = %v, want %v", rep.Period.From, want)
+	}
+	if want := time.Date(2018, 1, 1, 0, 0, 0, 0, madrid); !rep.Period.To.Equal(want) {
+		t.Errorf("to = %v, want %v", rep.Period.To, want)
+	}
+}
+
+// TestUsersArePaged pages through the directory with limit and cursor.
+func TestUsersArePaged(t *testing.T) {
+	s := startServer(t, "")
+	for _, id := range []string{"a", "b", "c"} {
+		if code := s.do("PUT", "/v1/users/"+id, "", []byte(`{"name":"`+id+`"}`), nil); code != http.StatusOK {
+			t.Fatalf("PUT %s: %d", id, code)
+		}
+	}
+	var got []string
+	cursor := ""
+	for range 3 {
+		var page struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+			Next *string `json:"next_cursor"`
+		}
+		s.do("GET", "/v1/users?limit=2&cursor="+cursor, "", nil, &page)
+		for _, p := range page.Items {
+			got = append(got, p.ID)
+		}
+		if page.Next == nil {
+			break
+		}
+		cursor = *page.Next
+	}
+	if strings.Join(got, ",") != "a,b,c" {
+		t.Errorf("paged ids = %v, want a,b,c", got)
+	}
+}

@@ -94,7 +94,7 @@ func (s *Server) createDisplay(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.Hash = ""
 	writeJSON(w, http.StatusCreated, map[string]any{"id": id, "name": rec.Name, "view": view,
-		"created": rec.Created, "token": token, "url": "/?" + view + "&token=" + token})
+		"created": rec.Created, "token": token, "url": "/?" + view + "&wall=1&token=" + token})
 }
 
 // normalizeView checks a view's query string and binds a view without a

@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -26,14 +27,18 @@ func (s *Server) parseQuery(v url.Values, now time.Time) (aggregate.Query, []crm
 			loc = l
 		}
 	}
+	// An instant, or a calendar date meaning its first instant in the zone.
 	instant := func(name string) time.Time {
 		raw := v.Get(name)
 		if raw == "" {
 			return time.Time{}
 		}
+		if d, err := time.Parse(time.DateOnly, raw); err == nil {
+			return crmpulse.Midnight(d.Year(), d.Month(), d.Day(), loc)
+		}
 		t, err := time.Parse(time.RFC3339Nano, raw)
 		if err != nil {
-			bad(name, "%q is not an RFC 3339 instant", raw)
+			bad(name, "%q is neither an RFC 3339 instant nor a YYYY-MM-DD date", raw)
 		}
 		return t
 	}
@@ -60,10 +65,15 @@ func (s *Server) parseQuery(v url.Values, now time.Time) (aggregate.Query, []crm
 	if a := v.Get("action"); a != "" && crmpulse.Action(a).Index() < 0 {
 		bad("action", "must be one of created, updated, deleted, restored")
 	}
+	if e := v.Get("entity"); e != "" && !entityName.MatchString(e) {
+		bad("entity", "must be lowercase letters, digits and _, starting with a letter")
+	}
 	q.Tenant, q.Team, q.Office = v.Get("tenant"), v.Get("team"), v.Get("office")
 	q.User, q.Entity, q.Source, q.Action = v.Get("user"), v.Get("entity"), v.Get("source"), v.Get("action")
 	return q, errs
 }
+
+var entityName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // pageLimit reads the limit parameter: default 100, at most 1,000.
 func pageLimit(v url.Values) (int, []crmpulse.FieldError) {

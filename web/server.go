@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,7 +107,7 @@ func (s *Server) Handler() http.Handler {
 	files, _ := fs.Sub(static, "static")
 	mux.Handle("GET /", http.FileServerFS(files))
 	s.routeSecurity(mux)
-	return securityHeaders(limitBodies(mux))
+	return securityHeaders(limitBodies(problemFallback(mux)))
 }
 
 func securityHeaders(next http.Handler) http.Handler {
@@ -159,7 +160,13 @@ func (s *Server) serveTransactions(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	q, errs := s.parseQuery(v, time.Now())
 	limit, limitErrs := pageLimit(v)
-	if errs = append(errs, limitErrs...); len(errs) > 0 {
+	errs = append(errs, limitErrs...)
+	switch v.Get("format") {
+	case "", "json", "csv", "xlsx":
+	default:
+		errs = append(errs, crmpulse.FieldError{Field: "format", Detail: "must be json, csv or xlsx"})
+	}
+	if len(errs) > 0 {
 		problem.Write(w, http.StatusBadRequest, "the query parameters are not valid", errs)
 		return
 	}
@@ -204,8 +211,31 @@ func (s *Server) exportCSV(w http.ResponseWriter, q aggregate.Query) {
 	}
 }
 
+// serveUsers lists the people the request may see, in the directory's
+// order, paged: the cursor is the id of the last person of the page before.
 func (s *Server) serveUsers(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"items": s.visiblePeople(r), "next_cursor": nil})
+	v := r.URL.Query()
+	limit, errs := pageLimit(v)
+	if len(errs) > 0 {
+		problem.Write(w, http.StatusBadRequest, "the query parameters are not valid", errs)
+		return
+	}
+	people := s.visiblePeople(r)
+	if cursor := v.Get("cursor"); cursor != "" {
+		i := slices.IndexFunc(people, func(p crmpulse.Person) bool { return p.ID == cursor })
+		if i < 0 {
+			problem.Write(w, http.StatusBadRequest, "the cursor names no person",
+				[]crmpulse.FieldError{{Field: "cursor", Detail: "not a cursor this server handed out"}})
+			return
+		}
+		people = people[i+1:]
+	}
+	var next *string
+	if len(people) > limit {
+		people = people[:limit]
+		next = &people[limit-1].ID
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": people, "next_cursor": next})
 }
 
 func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {

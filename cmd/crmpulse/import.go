@@ -42,7 +42,7 @@ counts nothing twice.`,
 			if err != nil {
 				return fmt.Errorf("import %s: %w", args[0], err)
 			}
-			return report(cmd, args[0], sum, fmt.Sprintf("%d events sent", sum.Events))
+			return report(cmd, args[0], sum, fmt.Sprintf("%d events sent, %d rows without events", sum.Events, sum.NoEvents))
 		},
 	}
 	cmd.Flags().StringVar(&mappingPath, "mapping", "", "YAML mapping of columns to events (required)")
@@ -56,10 +56,13 @@ counts nothing twice.`,
 // command when a row was broken.
 func report(cmd *cobra.Command, file string, sum csvimport.Summary, done string) error {
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "%s: %d rows, %s, %d rows without events, %d broken rows\n",
-		file, sum.Rows, done, sum.NoEvents, len(sum.Broken))
+	fmt.Fprintf(out, "%s: %d rows, %s, %d broken rows\n", file, sum.Rows, done, len(sum.Broken))
 	for _, b := range sum.Broken {
-		fmt.Fprintf(cmd.ErrOrStderr(), "%s:%d: %s: %s\n", file, b.Line, b.Field, b.Detail)
+		field := b.Field
+		if field == "" {
+			field = "csv" // the row itself could not be read
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s:%d: %s: %s\n", file, b.Line, field, b.Detail)
 	}
 	if len(sum.Broken) > 0 {
 		return exitError(1)

@@ -311,9 +311,11 @@ func caughtUp(ctx context.Context, evlog endedLog, store *aggregate.Store) bool 
 }
 
 // hooks returns the CRM webhook decoders configured with their secrets. A
-// hook whose secret is not set refuses every delivery with a 401.
+// hook whose secret is not set refuses every delivery with a 401; the
+// generic hook exists only with a mapping, since without one it could
+// make no event of anything.
 func hooks(cfg *config.Config) []ingest.Hook {
-	return []ingest.Hook{
+	hs := []ingest.Hook{
 		hubspot.New(hubspot.Config{Secret: cfg.HubSpotSecret, PublicURL: cfg.PublicURL}),
 		salesforce.New(salesforce.Config{Secret: cfg.SalesforceSecret, OrgID: cfg.SalesforceOrgID}),
 		salesforce.NewOutbound(salesforce.OutboundConfig{OrgID: cfg.SalesforceOrgID}),
@@ -321,6 +323,9 @@ func hooks(cfg *config.Config) []ingest.Hook {
 		businesscentral.New(businesscentral.Config{ClientState: cfg.BusinessCentralClientState}),
 		pipedrive.New(pipedrive.Config{User: cfg.PipedriveUser, Password: cfg.PipedrivePassword}),
 		zoho.New(zoho.Config{Token: cfg.ZohoToken}),
-		generic.New(generic.Config{Secret: cfg.GenericSecret, Mapping: cfg.Generic}),
 	}
+	if cfg.Generic.Entity != "" || cfg.Generic.Record != "" {
+		hs = append(hs, generic.New(generic.Config{Secret: cfg.GenericSecret, Mapping: cfg.Generic}))
+	}
+	return hs
 }

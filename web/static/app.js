@@ -202,7 +202,7 @@ async function getJSON(path) {
 }
 
 async function loadTeams() {
-  const body = await getJSON("/v1/users");
+  const body = await getJSON("/v1/users?limit=1000");
   if (!body) return;
   const teams = new Set(body.items.map(p => p.team).filter(Boolean));
   for (const t of [...teams].sort()) addOption($("team"), t);
@@ -508,9 +508,15 @@ function renderTrend() {
   const points = (rep.series && rep.series.points) || [];
   const sum = p => Object.values(p[m] || {}).reduce((a, b) => a + b, 0);
   const { fg, grid } = chartColors();
+  const hourly = rep.series && rep.series.interval === "hour";
+  $("trend-title").textContent = hourly ? "Hourly trend" : "Daily trend";
+  const tz = rep.period.tz;
+  const tick = t => hourly
+    ? new Date(t).toLocaleTimeString(undefined, { timeZone: tz, hour: "2-digit", minute: "2-digit" })
+    : t;
   const data = {
-    labels: points.map(p => p.t),
-    datasets: [{ label: m + " per day", data: points.map(sum), borderColor: "#2e90fa",
+    labels: points.map(p => tick(p.t)),
+    datasets: [{ label: m + (hourly ? " per hour" : " per day"), data: points.map(sum), borderColor: "#2e90fa",
       backgroundColor: "rgba(46,144,250,.15)", fill: true, tension: 0.25, pointRadius: 2 }],
   };
   if (state.trend) {
@@ -626,6 +632,7 @@ function connect() {
     const msg = JSON.parse(ev.data);
     switch (msg.type) {
       case "snapshot":
+        state.viewError = null;
         state.seq = msg.seq;
         applySnapshot(msg.report);
         break;
@@ -651,6 +658,8 @@ function connect() {
         applyAlert(msg.alert);
         break;
       case "error":
+        // Shown until a snapshot arrives: the freshness tick leaves it.
+        state.viewError = msg.detail;
         setStatus(msg.detail, "down");
         if (token) checkDisplay();
         break;
@@ -710,7 +719,7 @@ function ago(ms) {
 }
 
 function tickFreshness() {
-  if (state.revoked) return;
+  if (state.revoked || state.viewError) return;
   const open = state.socket && state.socket.readyState === WebSocket.OPEN;
   let text = open ? "● live" : "○ offline · reconnecting…";
   if (state.lastEvent) text += " · last event " + ago(Date.now() - state.lastEvent) + " ago";

@@ -19,6 +19,7 @@ import (
 
 	"github.com/crmpulse/crmpulse"
 	"github.com/crmpulse/crmpulse/ingest/generic"
+	"github.com/crmpulse/crmpulse/ingest/topics"
 )
 
 // Durability settings for the embedded log.
@@ -77,6 +78,10 @@ type Config struct {
 	// Generic maps the JSON of the generic hook to canonical events; it is
 	// set in the file only.
 	Generic generic.Mapping `koanf:"generic"`
+	// Debezium and SalesforceKafka are the change topics read from Kafka
+	// (ingest/topics); their tables and topics are set in the file only.
+	Debezium        topics.DebeziumConfig   `koanf:"debezium"`
+	SalesforceKafka topics.SalesforceConfig `koanf:"salesforce_kafka"`
 	// Alerts holds the inactivity rules and their targets; set in the
 	// file only.
 	Alerts Alerts `koanf:"alerts"`
@@ -123,6 +128,11 @@ var defaults = map[string]any{
 	"pipedrive_password":           "",
 	"zoho_token":                   "",
 	"generic_secret":               "",
+	"debezium.brokers":             "",
+	"debezium.group":               topics.DefaultDebeziumGroup,
+	"salesforce_kafka.brokers":     "",
+	"salesforce_kafka.group":       topics.DefaultSalesforceGroup,
+	"salesforce_kafka.org_id":      "",
 }
 
 // Load reads the file (if path is not empty), then the environment, then
@@ -193,6 +203,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config alert_interval: %v must be a positive duration such as 30s", c.AlertInterval)
 	}
 	if err := c.Alerts.validate(); err != nil {
+		return err
+	}
+	if err := c.Debezium.Validate(); err != nil {
+		return err
+	}
+	if err := c.SalesforceKafka.Validate(); err != nil {
 		return err
 	}
 	switch c.LogLevel {

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/crmpulse/crmpulse"
+	"github.com/crmpulse/crmpulse/ingest/actor"
 	"github.com/crmpulse/crmpulse/ingest/generic"
 	"github.com/crmpulse/crmpulse/ingest/topics"
 )
@@ -82,6 +83,9 @@ type Config struct {
 	// (ingest/topics); their tables and topics are set in the file only.
 	Debezium        topics.DebeziumConfig   `koanf:"debezium"`
 	SalesforceKafka topics.SalesforceConfig `koanf:"salesforce_kafka"`
+	// UserLookup reads records back from Business Central and HubSpot to
+	// find who acted where a delivery does not say (ingest/actor).
+	UserLookup actor.Settings `koanf:"user_lookup"`
 	// Alerts holds the inactivity rules and their targets; set in the
 	// file only.
 	Alerts Alerts `koanf:"alerts"`
@@ -133,6 +137,18 @@ var defaults = map[string]any{
 	"salesforce_kafka.brokers":     "",
 	"salesforce_kafka.group":       topics.DefaultSalesforceGroup,
 	"salesforce_kafka.org_id":      "",
+
+	"user_lookup.timeout":                       "2s",
+	"user_lookup.cache_ttl":                     "10m",
+	"user_lookup.businesscentral.base_url":      "",
+	"user_lookup.businesscentral.token":         "",
+	"user_lookup.businesscentral.token_url":     "",
+	"user_lookup.businesscentral.client_id":     "",
+	"user_lookup.businesscentral.client_secret": "",
+	"user_lookup.businesscentral.scope":         "https://api.businesscentral.dynamics.com/.default",
+	"user_lookup.hubspot.token":                 "",
+	"user_lookup.hubspot.base_url":              "https://api.hubapi.com",
+	"user_lookup.hubspot.owner_as_user":         false,
 }
 
 // Load reads the file (if path is not empty), then the environment, then
@@ -209,6 +225,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.SalesforceKafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.UserLookup.Validate(); err != nil {
 		return err
 	}
 	switch c.LogLevel {

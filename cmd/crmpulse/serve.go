@@ -148,6 +148,9 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 		}
 	}
 	in := ingest.NewHandler(evlog, hooks(cfg), reg, logger)
+	if lookup := cfg.UserLookup.Resolver(reg, logger); lookup != nil {
+		in.SetAttributor(lookup)
+	}
 	readers, err := topicReaders(cfg, evlog, reg, logger) // cmd/crmpulse/topics.go
 	if err != nil {
 		return err

@@ -20,7 +20,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/crmpulse/crmpulse"
+	"github.com/crmpulse/crmpulse/ingest/actor"
 	"github.com/crmpulse/crmpulse/ingest/generic"
+	"github.com/crmpulse/crmpulse/ingest/topics"
 )
 
 // Durability settings for the embedded log.
@@ -79,6 +81,13 @@ type Config struct {
 	// Generic maps the JSON of the generic hook to canonical events; it is
 	// set in the file only.
 	Generic generic.Mapping `koanf:"generic"`
+	// Debezium and SalesforceKafka are the change topics read from Kafka
+	// (ingest/topics); their tables and topics are set in the file only.
+	Debezium        topics.DebeziumConfig   `koanf:"debezium"`
+	SalesforceKafka topics.SalesforceConfig `koanf:"salesforce_kafka"`
+	// UserLookup reads records back from Business Central and HubSpot to
+	// find who acted where a delivery does not say (ingest/actor).
+	UserLookup actor.Settings `koanf:"user_lookup"`
 	// Alerts holds the inactivity rules and their targets; set in the
 	// file only.
 	Alerts Alerts `koanf:"alerts"`
@@ -125,6 +134,23 @@ var defaults = map[string]any{
 	"pipedrive_password":           "",
 	"zoho_token":                   "",
 	"generic_secret":               "",
+	"debezium.brokers":             "",
+	"debezium.group":               topics.DefaultDebeziumGroup,
+	"salesforce_kafka.brokers":     "",
+	"salesforce_kafka.group":       topics.DefaultSalesforceGroup,
+	"salesforce_kafka.org_id":      "",
+
+	"user_lookup.timeout":                       "2s",
+	"user_lookup.cache_ttl":                     "10m",
+	"user_lookup.businesscentral.base_url":      "",
+	"user_lookup.businesscentral.token":         "",
+	"user_lookup.businesscentral.token_url":     "",
+	"user_lookup.businesscentral.client_id":     "",
+	"user_lookup.businesscentral.client_secret": "",
+	"user_lookup.businesscentral.scope":         "https://api.businesscentral.dynamics.com/.default",
+	"user_lookup.hubspot.token":                 "",
+	"user_lookup.hubspot.base_url":              "https://api.hubapi.com",
+	"user_lookup.hubspot.owner_as_user":         false,
 }
 
 // Load reads the file (if path is not empty), then the environment, then
@@ -221,6 +247,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config alert_interval: %v must be a positive duration such as 30s", c.AlertInterval)
 	}
 	if err := c.Alerts.validate(); err != nil {
+		return err
+	}
+	if err := c.Debezium.Validate(); err != nil {
+		return err
+	}
+	if err := c.SalesforceKafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.UserLookup.Validate(); err != nil {
 		return err
 	}
 	switch c.LogLevel {

@@ -183,6 +183,9 @@ func (d *Delivery) DeadLetter(reason string, data []byte) {
 
 // Merge adds everything o holds to d, after what d already holds.
 func (d *Delivery) Merge(o *Delivery) {
+	for _, l := range o.Lookups {
+		d.Lookups = append(d.Lookups, Lookup{Event: len(d.Events) + l.Event, Resource: l.Resource})
+	}
 	d.Events = append(d.Events, o.Events...)
 	d.DeadLetters = append(d.DeadLetters, o.DeadLetters...)
 	for k, n := range o.Ignored {

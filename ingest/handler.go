@@ -26,6 +26,7 @@ type Handler struct {
 	hooks  map[string]Hook
 	logger *slog.Logger
 	now    func() time.Time
+	attr   Attributor
 
 	accepted *prometheus.CounterVec
 	refused  *prometheus.CounterVec
@@ -57,6 +58,18 @@ func NewHandler(log crmpulse.Log, hooks []Hook, reg prometheus.Registerer, logge
 	reg.MustRegister(h.accepted, h.refused, h.ignored, h.gaps)
 	return h
 }
+
+// Attributor finds who acted in a delivery's unattributed events, by its
+// Lookups, before they are appended. It never fails the delivery: an event
+// it cannot attribute stays unattributed and is counted so. It is called
+// concurrently and must return within its own time bound.
+type Attributor interface {
+	Attribute(ctx context.Context, source string, d *Delivery)
+}
+
+// SetAttributor makes the handler apply a before appending each hook's
+// delivery. Call it before serving.
+func (h *Handler) SetAttributor(a Attributor) { h.attr = a }
 
 // ServeEvents handles POST /v1/events.
 func (h *Handler) ServeEvents(w http.ResponseWriter, r *http.Request) {
@@ -106,6 +119,9 @@ func (h *Handler) ServeHook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.refuse(w, name, err)
 		return
+	}
+	if h.attr != nil && len(d.Lookups) > 0 {
+		h.attr.Attribute(r.Context(), name, d)
 	}
 	for i := range d.Events {
 		d.Events[i].Normalize()

@@ -36,11 +36,24 @@ type Delivery struct {
 	// DeadLetters are parts of an accepted delivery that could not be
 	// decoded; they are stored with the reason, never dropped.
 	DeadLetters []DeadLetter
+	// Lookups say where the records of unattributed events can be read
+	// back from the source, so that an Attributor can find who acted.
+	Lookups []Lookup
 	// Status, ContentType and Body, when Status is set, replace the
 	// default 202 answer (a SOAP acknowledgement, a validation token).
 	Status      int
 	ContentType string
 	Body        []byte
+}
+
+// Lookup is where the record of one unattributed event can be read back.
+type Lookup struct {
+	// Event is the event's index in Delivery.Events.
+	Event int
+	// Resource is the record's address at the source, as that source's
+	// Attributor reads it: Business Central's resource path, HubSpot's
+	// "objectType/objectId".
+	Resource string
 }
 
 // DeadLetter is a part of a delivery that could not be decoded.

@@ -148,6 +148,13 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 		}
 	}
 	in := ingest.NewHandler(evlog, hooks(cfg), reg, logger)
+	if lookup := cfg.UserLookup.Resolver(reg, logger); lookup != nil {
+		in.SetAttributor(lookup)
+	}
+	readers, err := topicReaders(cfg, evlog, reg, logger) // cmd/crmpulse/topics.go
+	if err != nil {
+		return err
+	}
 	var working atomic.Bool
 	srv := web.NewServer(web.Config{
 		Location: cfg.Location(), Rules: rules, Version: version, Targets: targets, State: db,
@@ -206,6 +213,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	if len(cfg.Alerts.Rules) > 0 {
 		wg.Go(func() { evaluator.Run(workerCtx) })
 	}
+	runReaders(workerCtx, &wg, readers, logger)
 	if cfg.Demo {
 		wg.Go(func() {
 			if err := demo.Run(workerCtx, evlog, dir, cfg.Location(), logger); err != nil && !errors.Is(err, context.Canceled) {

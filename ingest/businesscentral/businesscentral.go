@@ -101,6 +101,8 @@ func (h *Hook) Decode(r *http.Request, body []byte, now time.Time) (*ingest.Deli
 			d.DeadLetter(err.Error(), raw)
 			continue
 		}
+		// Business Central never says who acted; the record may.
+		d.Lookups = append(d.Lookups, ingest.Lookup{Event: len(d.Events), Resource: items[i].Resource})
 		d.Events = append(d.Events, e)
 	}
 	return d, nil

@@ -23,26 +23,28 @@ const Source = "debezium"
 var ErrNoTable = errors.New("debezium: no mapping for the table")
 
 // Table maps one table's rows to events. Column names refer to the row in
-// after.
+// after. The koanf tags are the keys of the configuration file.
 type Table struct {
 	// Entity is the entity every row is (lead, opportunity, ...).
-	Entity string
+	Entity string `koanf:"entity"`
 	// Tenant overrides the tenant, which is otherwise source.name.
-	Tenant string
+	Tenant string `koanf:"tenant"`
 	// Key is the key field that holds the record id; empty means the key's
 	// only field.
-	Key string
+	Key string `koanf:"key"`
 	// Name is the column that holds the record's name, if any.
-	Name string
+	Name string `koanf:"name"`
 	// CreatedBy and UpdatedBy are the columns that name the acting user of a
 	// create and of an update. A delete is unattributed.
-	CreatedBy, UpdatedBy string
+	CreatedBy string `koanf:"created_by"`
+	UpdatedBy string `koanf:"updated_by"`
 	// CreatedAt and UpdatedAt are the columns that time a create and an
 	// update; empty, or null in the row, means source.ts_us (else ts_ms).
-	CreatedAt, UpdatedAt string
+	CreatedAt string `koanf:"created_at"`
+	UpdatedAt string `koanf:"updated_at"`
 	// TimeUnit is the unit of those columns: "ms", "us" (the default,
 	// Debezium's MicroTimestamp) or "iso" (ZonedTimestamp).
-	TimeUnit string
+	TimeUnit string `koanf:"time_unit"`
 }
 
 // Config maps tables, keyed by topic (crm.public.leads) or by schema.table

@@ -89,6 +89,9 @@ func (h *Hook) Decode(r *http.Request, body []byte, now time.Time) (*ingest.Deli
 			d.Ignore(n.kind())
 			continue
 		}
+		if e.User == "" {
+			d.Lookups = append(d.Lookups, ingest.Lookup{Event: len(d.Events), Resource: n.objectPath(e.Record)})
+		}
 		d.Events = append(d.Events, e)
 	}
 	if err := ingest.Check(d.Events, now); err != nil {
@@ -176,6 +179,20 @@ func (n *notification) event() (e crmpulse.Event, ok bool, err error) {
 	}
 	return e, true, nil
 }
+
+// objectPath is the record's "objectType/objectId" in HubSpot's CRM API
+// (/crm/v3/objects/{objectType}/{objectId}).
+func (n *notification) objectPath(record string) string {
+	prefix, _, _ := strings.Cut(n.kind(), ".")
+	objectType := n.ObjectTypeID
+	if prefix != "object" {
+		objectType = legacyObjects[prefix]
+	}
+	return objectType + "/" + record
+}
+
+// legacyObjects names the CRM API's object types of legacy subscriptions.
+var legacyObjects = map[string]string{"contact": "contacts", "company": "companies", "deal": "deals"}
 
 // nameProperty is the property whose propertyChange carries a record's name.
 var nameProperty = map[string]string{

@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 GOTESTFLAGS ?=
 FUZZTIME ?= 10s
 
-.PHONY: build demo test fuzz vet screenshots js-vendor
+.PHONY: build demo test fuzz vet screenshots js-vendor bench
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/crmpulse ./cmd/crmpulse
@@ -45,3 +45,9 @@ js-vendor:
 	cd $$(mktemp -d) && npm pack chart.js@4 && tar xzf chart.js-*.tgz && \
 	  cp package/dist/chart.umd.min.js $(CURDIR)/web/static/vendor/ && \
 	  cp package/LICENSE.md $(CURDIR)/web/static/vendor/chart.js-LICENSE.md
+
+# Measures the real binary on loopback beside PostgreSQL and the bare parts,
+# and prints one table (docs/benchmarks.md). BENCH_SHORT=1 for a run of a
+# few minutes; every size is a BENCH_* variable (bench/config.go).
+bench:
+	go run ./bench/cmd/crmpulse-bench

@@ -83,6 +83,7 @@ func newLogger(cfg *config.Config, w *os.File) *slog.Logger {
 // close the state, then the log.
 func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Write([]byte) (int, error) }) error {
 	logger := newLogger(cfg, os.Stderr)
+	defer startPprof(logger)()
 	if !config.IsLoopback(cfg.Addr) && cfg.AdminToken == "" {
 		return fmt.Errorf("config addr: %s is not a loopback address; set CRMPULSE_ADMIN_TOKEN before exposing crmpulse", cfg.Addr)
 	}

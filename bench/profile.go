@@ -71,9 +71,10 @@ func fetchProfile(ctx context.Context, base, path string, d time.Duration) error
 	return err
 }
 
-// top summarises a profile by cumulative and flat time.
+// top summarises a profile by cumulative time, which shows the call paths
+// the time goes down; the flat view is one `go tool pprof -top` away.
 func top(bin, path string) string {
-	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=18", bin, path).CombinedOutput()
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=30", bin, path).CombinedOutput()
 	if err != nil {
 		return "pprof -top failed: " + err.Error()
 	}

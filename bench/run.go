@@ -34,6 +34,7 @@ func (r *Runner) Run(ctx context.Context, out io.Writer) error {
 		r.Log.Warn("cannot raise the open-file limit", "err", err)
 	}
 	r.Table.Commit = commit(r.Root)
+	r.Table.Load[0] = loadAverage()
 	r.Profiler.Dir = r.Cfg.Work
 	r.Profiler.Enabled = r.Cfg.Profile
 	var err error
@@ -78,6 +79,7 @@ func (r *Runner) Run(ctx context.Context, out io.Writer) error {
 			return ctx.Err()
 		}
 	}
+	r.Table.Load[1] = loadAverage()
 	r.Table.Markdown(out)
 	for _, p := range r.Profiler.Profiles {
 		fmt.Fprintf(out, "\n### CPU profile of the server: %s\n\n%s\n```\n%s```\n", p.Figure, p.Path, p.Top)

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -32,7 +33,10 @@ type Row struct {
 // Table collects rows in the order the figures ran.
 type Table struct {
 	Commit string
-	Rows   []Row
+	// Load is the machine's load average at the start and the end, since
+	// other work on a 2-core machine moves every figure.
+	Load [2]string
+	Rows []Row
 }
 
 // Add appends a row.
@@ -40,7 +44,7 @@ func (t *Table) Add(r Row) { t.Rows = append(t.Rows, r) }
 
 // Markdown writes the table with its commit line.
 func (t *Table) Markdown(w io.Writer) {
-	fmt.Fprintf(w, "commit %s\n\n", t.Commit)
+	fmt.Fprintf(w, "commit %s; load average at start %s, at end %s\n\n", t.Commit, t.Load[0], t.Load[1])
 	fmt.Fprintln(w, "| figure | measured | target | verdict | peer | note |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- |")
 	for _, r := range t.Rows {
@@ -85,4 +89,17 @@ func thousands(n int64) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// loadAverage is the 1, 5 and 15 minute load average from /proc/loadavg.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }

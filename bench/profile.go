@@ -47,10 +47,33 @@ func (p *Profiler) During(ctx context.Context, s *Server, figure string, d time.
 	}
 }
 
+// Heap records the server's live heap now under figure, to show where
+// resident memory goes.
+func (p *Profiler) Heap(ctx context.Context, s *Server, figure string) {
+	if !p.Enabled {
+		return
+	}
+	path := filepath.Join(p.Dir, "heap.pprof")
+	if err := fetch(ctx, s.Pprof+"/debug/pprof/heap?gc=1", path, time.Minute); err != nil {
+		p.Profiles = append(p.Profiles, Profile{Figure: figure, Top: "heap profile failed: " + err.Error()})
+		return
+	}
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=20", s.Bin, path).CombinedOutput()
+	if err != nil {
+		out = []byte("pprof -top failed: " + err.Error())
+	}
+	p.Profiles = append(p.Profiles, Profile{Figure: figure, Path: path, Top: string(out)})
+}
+
 func fetchProfile(ctx context.Context, base, path string, d time.Duration) error {
 	secs := max(int(d/time.Second), 1)
-	client := &http.Client{Timeout: d + 30*time.Second}
-	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
+	return fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), path, d+30*time.Second)
+}
+
+// fetch saves what url answers into path.
+func fetch(ctx context.Context, url, path string, timeout time.Duration) error {
+	client := &http.Client{Timeout: timeout}
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return err
 	}

@@ -246,6 +246,7 @@ func (r *Runner) runReport(ctx context.Context) error {
 	}
 
 	mem, err := s.Memory()
+	r.Profiler.Heap(ctx, s, "4 memory (live heap, in use)")
 	if err != nil {
 		return err
 	}

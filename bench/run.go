@@ -225,13 +225,17 @@ func (r *Runner) runReport(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.Table.Add(Row{Figure: "load: POST /v1/events NDJSON, 5,000 a request", Value: rate(load.Rate()), Verdict: Info,
-		Note: fmt.Sprintf("%s events, sent in %s, caught up %s later", thousands(int64(load.Events)),
-			load.Sending.Round(time.Second), load.CatchUp.Round(time.Second)),
+	note := fmt.Sprintf("%s events, sent in %s, caught up %s later", thousands(int64(load.Events)),
+		load.Sending.Round(time.Second), load.CatchUp.Round(time.Second))
+	if load.Stopped != "" {
+		note += "; stopped early: " + load.Stopped
+	}
+	r.Table.Add(Row{Figure: fmt.Sprintf("load: POST /v1/events NDJSON, %d loaders × %s a request", loaders,
+		thousands(loadBatch)), Value: rate(load.Rate()), Verdict: Info, Note: note,
 		Peer: r.peer("COPY", load.Rate(), func() (float64, error) { return r.pg.CopyHistory(ctx, h, load.Events) })})
 	stored := thousands(int64(load.Events))
 	if load.Events < r.Cfg.Events {
-		stored = fmt.Sprintf("%s (of %s: load stopped at BENCH_LOAD_LIMIT=%s)", stored, thousands(int64(r.Cfg.Events)), r.Cfg.LoadLimit)
+		stored = fmt.Sprintf("%s (of %s: load stopped early)", stored, thousands(int64(r.Cfg.Events)))
 	}
 
 	wait := r.Profiler.During(ctx, s, "3 report", r.Cfg.QueryFor)

@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -183,19 +185,21 @@ func (p *Postgres) Insert(ctx context.Context, senders int, d time.Duration) (fl
 
 // CopyHistory loads the history's first n events with COPY, as a user
 // moving an export in would, and returns events/s. The indexes are in
-// place, as they are in crmpulse while it loads.
-func (p *Postgres) CopyHistory(ctx context.Context, h History, n int) (float64, error) {
+// place, as they are in crmpulse while it loads. At limit the COPY ends
+// early, with what it has sent, as crmpulse's load does.
+func (p *Postgres) CopyHistory(ctx context.Context, h History, n int, limit time.Duration) (float64, error) {
 	conn, err := p.Pool.Acquire(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Release()
 	start := time.Now()
+	deadline := start.Add(limit)
 	i := 0
 	_, err = conn.Conn().CopyFrom(ctx, pgx.Identifier{"events"},
 		[]string{"tenant", "source", "id", "user_id", "entity", "record", "action", "at"},
 		pgx.CopyFromFunc(func() ([]any, error) {
-			if i == n {
+			if i == n || (i%10_000 == 0 && time.Now().After(deadline)) {
 				return nil, nil
 			}
 			e := h.Event(i)
@@ -205,31 +209,59 @@ func (p *Postgres) CopyHistory(ctx context.Context, h History, n int) (float64, 
 	if err != nil {
 		return 0, fmt.Errorf("copy events: %w", err)
 	}
-	rate := float64(n) / time.Since(start).Seconds()
+	rate := float64(i) / time.Since(start).Seconds()
 	_, err = p.Pool.Exec(ctx, "VACUUM ANALYZE events")
 	return rate, err
 }
 
 // CopyCSV is figure 6's peer: the same CSV file through COPY ... FROM
-// STDIN into an indexed table. It returns rows/s.
-func (p *Postgres) CopyCSV(ctx context.Context, path string, rows int) (float64, error) {
+// STDIN into an indexed table. It returns rows/s. At limit the file is cut
+// at a line's end, and the rate is that of the rows sent.
+func (p *Postgres) CopyCSV(ctx context.Context, path string, limit time.Duration) (float64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
+	lines := &lineLimiter{r: bufio.NewReaderSize(f, 1<<20), deadline: time.Now().Add(limit)}
 	conn, err := p.Pool.Acquire(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Release()
 	start := time.Now()
-	_, err = conn.Conn().PgConn().CopyFrom(ctx, f,
+	_, err = conn.Conn().PgConn().CopyFrom(ctx, lines,
 		"COPY history (object, record_id, record_name, changed_by, field, changed_at) FROM STDIN WITH (FORMAT csv, HEADER true)")
 	if err != nil {
 		return 0, fmt.Errorf("copy csv: %w", err)
 	}
-	return float64(rows) / time.Since(start).Seconds(), nil
+	return float64(lines.n-1) / time.Since(start).Seconds(), nil
+}
+
+// lineLimiter reads whole lines, counting them, and ends at the first
+// line boundary past its deadline.
+type lineLimiter struct {
+	r        *bufio.Reader
+	deadline time.Time
+	n        int
+	rest     []byte
+}
+
+func (l *lineLimiter) Read(p []byte) (int, error) {
+	if len(l.rest) == 0 {
+		if l.n%10_000 == 0 && time.Now().After(l.deadline) {
+			return 0, io.EOF
+		}
+		line, err := l.r.ReadSlice('\n')
+		if len(line) == 0 {
+			return 0, err
+		}
+		l.n++
+		l.rest = line
+	}
+	n := copy(p, l.rest)
+	l.rest = l.rest[n:]
+	return n, nil
 }
 
 // reportSQL answers the report as SQL would: per person and entity, the

@@ -232,7 +232,7 @@ func (r *Runner) runReport(ctx context.Context) error {
 	}
 	r.Table.Add(Row{Figure: fmt.Sprintf("load: POST /v1/events NDJSON, %d loaders × %s a request", loaders,
 		thousands(loadBatch)), Value: rate(load.Rate()), Verdict: Info, Note: note,
-		Peer: r.peer("COPY", load.Rate(), func() (float64, error) { return r.pg.CopyHistory(ctx, h, load.Events) })})
+		Peer: r.peer("COPY", load.Rate(), func() (float64, error) { return r.pg.CopyHistory(ctx, h, load.Events, r.Cfg.LoadLimit) })})
 	stored := thousands(int64(load.Events))
 	if load.Events < r.Cfg.Events {
 		stored = fmt.Sprintf("%s (of %s: load stopped early)", stored, thousands(int64(r.Cfg.Events)))
@@ -308,7 +308,7 @@ func (r *Runner) runImport(ctx context.Context) error {
 		Note: fmt.Sprintf("import took %s, applied %s later (%s applied); %s", res.Command.Round(time.Second),
 			res.CatchUp.Round(time.Second), rate(res.AppliedRate()), strings.TrimSpace(res.Output)),
 		Peer: r.peer("COPY FROM STDIN of the CSV", res.Rate(), func() (float64, error) {
-			return r.pg.CopyCSV(ctx, r.csvPath, r.Cfg.Rows)
+			return r.pg.CopyCSV(ctx, r.csvPath, r.Cfg.LoadLimit)
 		})})
 	return nil
 }

@@ -210,7 +210,11 @@ func (r *Runner) addLive(figure string, res LiveResult, clients int, limit time.
 	if res.Delivered() < 0.999 || res.Skipped > 0 || res.Errors > 0 || res.Clients < clients {
 		v = Fail
 	}
-	r.Table.Add(Row{Figure: figure, Value: "p50 " + ms(res.P50) + ", p99 " + ms(res.P99), Target: target,
+	value := "p50 " + ms(res.P50) + ", p99 " + ms(res.P99)
+	if res.Seen == 0 {
+		value = "no frame arrived"
+	}
+	r.Table.Add(Row{Figure: figure, Value: value, Target: target,
 		Verdict: v, Note: res.Note()})
 }
 
@@ -272,15 +276,14 @@ func (r *Runner) reportRow(period, stored string, short bool, got, peer QueryRes
 	}
 	row := Row{Figure: fmt.Sprintf("3 /v1/report %s, %d people, %s events, %d q/s", period, r.Cfg.People,
 		stored, r.Cfg.QueryRate),
-		Value: "p50 " + ms(lat.Quantile(0.5)) + ", p99 " + ms(lat.Quantile(0.99)), Target: "p99 ≤ 20 ms",
+		Value: percentiles(lat), Target: "p99 ≤ 20 ms",
 		Verdict: v, Note: got.Note()}
 	if r.pg == nil {
 		row.Peer = "PostgreSQL skipped: " + r.pgErr.Error()
 		return row
 	}
 	pl := peer.Latency[period]
-	row.Peer = fmt.Sprintf("PostgreSQL GROUP BY: p50 %s, p99 %s (%s); p99 crmpulse/PG %s",
-		ms(pl.Quantile(0.5)), ms(pl.Quantile(0.99)), peer.Note(),
+	row.Peer = fmt.Sprintf("PostgreSQL GROUP BY: %s (%s); p99 crmpulse/PG %s", percentiles(pl), peer.Note(),
 		ratio(float64(lat.Quantile(0.99)), float64(pl.Quantile(0.99))))
 	return row
 }
@@ -329,4 +332,12 @@ func importVerdict(res ImportResult) Verdict {
 		return Fail
 	}
 	return verdict(res.Rate(), 200_000, true)
+}
+
+// percentiles formats p50 and p99, or says that nothing was measured.
+func percentiles(h *Histogram) string {
+	if h.Count() == 0 {
+		return "no query answered"
+	}
+	return "p50 " + ms(h.Quantile(0.5)) + ", p99 " + ms(h.Quantile(0.99))
 }

@@ -74,7 +74,7 @@ func rate(perSecond float64) string { return thousands(int64(perSecond+0.5)) + "
 
 // ratio formats a/b as "2.5×" (crmpulse over its peer).
 func ratio(a, b float64) string {
-	if b <= 0 {
+	if a <= 0 || b <= 0 {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.2f×", a/b)

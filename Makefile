@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 GOTESTFLAGS ?=
 FUZZTIME ?= 10s
 
-.PHONY: build demo test fuzz vet screenshots js-vendor
+.PHONY: build demo test fuzz vet screenshots js-vendor bench
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/crmpulse ./cmd/crmpulse
@@ -55,3 +55,9 @@ browser-test:
 .PHONY: screenshots-all
 screenshots-all:
 	CRMPULSE_SCREENSHOTS=1 go test -count=1 -run 'TestPage|TestWall' ./e2e/
+
+# Measures the real binary on loopback beside PostgreSQL and the bare parts,
+# and prints one table (docs/benchmarks.md). BENCH_SHORT=1 for a run of a
+# few minutes; every size is a BENCH_* variable (bench/config.go).
+bench:
+	go run ./bench/cmd/crmpulse-bench

@@ -84,6 +84,7 @@ func newLogger(cfg *config.Config, w *os.File) *slog.Logger {
 // close the state, then the log.
 func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Write([]byte) (int, error) }) error {
 	logger := newLogger(cfg, os.Stderr)
+	defer startPprof(logger)()
 	if err := checkExposure(cfg); err != nil {
 		return err
 	}

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"slices"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +18,7 @@ const defaultServer = "http://127.0.0.1:8080"
 
 func importCmd() *cobra.Command {
 	var mappingPath, server string
-	var batch int
+	var batch, parallel int
 	cmd := &cobra.Command{
 		Use:   "import FILE --mapping FILE",
 		Short: "Load historical transactions from a CSV export into a running server",
@@ -35,10 +39,11 @@ counts nothing twice.`,
 			}
 			defer f.Close()
 			client := newAPIClient(server, firstEnv("CRMPULSE_INGEST_TOKEN", "CRMPULSE_ADMIN_TOKEN"))
-			sum, err := csvimport.ReadEvents(f, m, batch, func(events []crmpulse.Event) error {
-				_, err := client.send(cmd.Context(), "POST", "/v1/events", events)
-				return err
-			})
+			send := newSender(cmd.Context(), client, parallel)
+			sum, err := csvimport.ReadEvents(f, m, batch, send.post)
+			if werr := send.wait(); werr != nil {
+				err = werr // the failed request, rather than the reader's cancellation
+			}
 			if err != nil {
 				return fmt.Errorf("import %s: %w", args[0], err)
 			}
@@ -48,8 +53,51 @@ counts nothing twice.`,
 	cmd.Flags().StringVar(&mappingPath, "mapping", "", "YAML mapping of columns to events (required)")
 	cmd.Flags().StringVar(&server, "server", defaultServer, "base URL of the running server")
 	cmd.Flags().IntVar(&batch, "batch", 5000, "events per request")
+	cmd.Flags().IntVar(&parallel, "parallel", 4, "requests in flight at once")
 	cmd.MarkFlagRequired("mapping")
 	return cmd
+}
+
+// sender posts batches of events with a few requests in flight, so that
+// reading the file, the network and the server overlap. Order does not
+// matter: each event's identity makes a repeat count once.
+type sender struct {
+	batches chan []crmpulse.Event
+	group   *errgroup.Group
+	ctx     context.Context
+}
+
+func newSender(ctx context.Context, client *apiClient, parallel int) *sender {
+	g, ctx := errgroup.WithContext(ctx)
+	s := &sender{batches: make(chan []crmpulse.Event), group: g, ctx: ctx}
+	for range max(parallel, 1) {
+		g.Go(func() error {
+			for events := range s.batches {
+				if _, err := client.send(ctx, "POST", "/v1/events", events); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return s
+}
+
+// post hands a batch to a free sender; the reader reuses its slice, so the
+// batch is copied.
+func (s *sender) post(events []crmpulse.Event) error {
+	select {
+	case s.batches <- slices.Clone(events):
+		return nil
+	case <-s.ctx.Done():
+		return s.ctx.Err() // wait tells why
+	}
+}
+
+// wait returns once every batch is acknowledged, with the first failure.
+func (s *sender) wait() error {
+	close(s.batches)
+	return s.group.Wait()
 }
 
 // report prints the closing summary and the broken lines, and fails the

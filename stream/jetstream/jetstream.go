@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/crmpulse/crmpulse"
 	"github.com/crmpulse/crmpulse/stream"
@@ -35,14 +36,26 @@ type Log struct {
 	js     jetstream.JetStream
 	nc     *nats.Conn
 	logger *slog.Logger
+	// window bounds the publishes awaiting an acknowledgement across all
+	// Appends below the client's limit, so that a burst of requests waits
+	// for room instead of failing.
+	window *semaphore.Weighted
 }
+
+// Publish window: the client refuses more than maxPending unacknowledged
+// messages; Append publishes in chunks that each take their room at once.
+const (
+	maxPending  = 8192
+	windowSize  = 8000
+	appendChunk = 1000
+)
 
 var _ crmpulse.Log = (*Log)(nil)
 
 // Open creates the streams when missing and returns the log. The caller
 // keeps ownership of nc.
 func Open(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Log, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending))
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream: %w", err)
 	}
@@ -57,12 +70,28 @@ func Open(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Log, error)
 			return nil, fmt.Errorf("create stream %s: %w", name, err)
 		}
 	}
-	return &Log{js: js, nc: nc, logger: logger.With("component", "jetstream")}, nil
+	return &Log{js: js, nc: nc, logger: logger.With("component", "jetstream"),
+		window: semaphore.NewWeighted(windowSize)}, nil
 }
 
 // Append publishes the events and waits until JetStream has stored every
-// one of them.
+// one of them. Under a burst it waits for room in the publish window.
 func (l *Log) Append(ctx context.Context, events []crmpulse.Event) error {
+	for start := 0; start < len(events); start += appendChunk {
+		if err := l.appendChunk(ctx, events[start:min(start+appendChunk, len(events))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Log) appendChunk(ctx context.Context, events []crmpulse.Event) error {
+	// The whole chunk takes its room at once, so that concurrent Appends
+	// never each hold part of the window while waiting for the rest.
+	if err := l.window.Acquire(ctx, int64(len(events))); err != nil {
+		return err
+	}
+	defer l.window.Release(int64(len(events)))
 	futures := make([]jetstream.PubAckFuture, 0, len(events))
 	for i := range events {
 		msg, err := encode(&events[i])

@@ -71,7 +71,12 @@ func (l *Log) ConsumeGroup(ctx context.Context, g stream.Group, handle crmpulse.
 			}
 		}
 	}
-	cl, err := kgo.NewClient(append(l.consumerOpts(),
+	opts := l.consumerOpts()
+	if l.cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(l.cfg.SessionTimeout),
+			kgo.HeartbeatInterval(max(l.cfg.SessionTimeout/6, 100*time.Millisecond)))
+	}
+	cl, err := kgo.NewClient(append(opts,
 		kgo.ConsumerGroup(l.cfg.Group),
 		kgo.ConsumeTopics(l.cfg.Topic),
 		kgo.DisableAutoCommit(),

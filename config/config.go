@@ -39,26 +39,32 @@ const (
 // Config is everything crmpulse can be told. Each key's environment name is
 // CRMPULSE_ and its path in upper case joined by _.
 type Config struct {
-	Data                   string            `koanf:"data"`
-	Addr                   string            `koanf:"addr"`
-	Kafka                  string            `koanf:"kafka"`
-	KafkaTopic             string            `koanf:"kafka_topic"`
-	KafkaPartitions        int               `koanf:"kafka_partitions"`
-	KafkaReplicationFactor int               `koanf:"kafka_replication_factor"`
-	KafkaSASLMechanism     string            `koanf:"kafka_sasl_mechanism"`
-	KafkaSASLUser          string            `koanf:"kafka_sasl_user"`
-	KafkaSASLPassword      string            `koanf:"kafka_sasl_password"`
-	KafkaTLS               bool              `koanf:"kafka_tls"`
-	KafkaTLSCA             string            `koanf:"kafka_tls_ca"`
-	Demo                   bool              `koanf:"demo"`
-	Durability             string            `koanf:"durability"`
-	Timezone               string            `koanf:"timezone"`
-	WeekStart              string            `koanf:"week_start"`
-	FiscalYearStart        string            `koanf:"fiscal_year_start"`
-	PublicURL              string            `koanf:"public_url"`
-	LogLevel               string            `koanf:"log_level"`
-	LogFormat              string            `koanf:"log_format"`
-	Calendar               crmpulse.Calendar `koanf:"calendar"`
+	Data                   string `koanf:"data"`
+	Addr                   string `koanf:"addr"`
+	Kafka                  string `koanf:"kafka"`
+	KafkaTopic             string `koanf:"kafka_topic"`
+	KafkaPartitions        int    `koanf:"kafka_partitions"`
+	KafkaReplicationFactor int    `koanf:"kafka_replication_factor"`
+	KafkaSASLMechanism     string `koanf:"kafka_sasl_mechanism"`
+	KafkaSASLUser          string `koanf:"kafka_sasl_user"`
+	KafkaSASLPassword      string `koanf:"kafka_sasl_password"`
+	KafkaTLS               bool   `koanf:"kafka_tls"`
+	KafkaTLSCA             string `koanf:"kafka_tls_ca"`
+	// KafkaSessionTimeout is how long the workers' group waits for a
+	// silent worker before it hands its partitions to the others.
+	KafkaSessionTimeout time.Duration `koanf:"kafka_session_timeout"`
+	// NATS is the NATS server URL of the many-process shape (nats://...),
+	// for the queries, the deltas and the shared key-value buckets.
+	NATS            string            `koanf:"nats"`
+	Demo            bool              `koanf:"demo"`
+	Durability      string            `koanf:"durability"`
+	Timezone        string            `koanf:"timezone"`
+	WeekStart       string            `koanf:"week_start"`
+	FiscalYearStart string            `koanf:"fiscal_year_start"`
+	PublicURL       string            `koanf:"public_url"`
+	LogLevel        string            `koanf:"log_level"`
+	LogFormat       string            `koanf:"log_format"`
+	Calendar        crmpulse.Calendar `koanf:"calendar"`
 	// AlertInterval is the time between two evaluations of the alert
 	// rules.
 	AlertInterval time.Duration `koanf:"alert_interval"`
@@ -110,6 +116,8 @@ var defaults = map[string]any{
 	"kafka_sasl_password":          "",
 	"kafka_tls":                    false,
 	"kafka_tls_ca":                 "",
+	"kafka_session_timeout":        "45s",
+	"nats":                         "",
 	"demo":                         false,
 	"durability":                   DurabilityProcess,
 	"timezone":                     "UTC",

@@ -33,6 +33,8 @@ type Directory struct {
 	order  []string
 	// ids maps source + "\x00" + user id to a person id.
 	ids map[string]string
+	// publish, when set, shares each Put with the other nodes (shared.go).
+	publish func(crmpulse.Person) error
 }
 
 var _ crmpulse.Directory = (*Directory)(nil)
@@ -153,6 +155,16 @@ func (d *Directory) Put(p crmpulse.Person, now time.Time) error {
 	} else {
 		p.Added = now.UTC()
 	}
+	if d.publish != nil {
+		if err := d.publish(p); err != nil {
+			return fmt.Errorf("share person: %w", err)
+		}
+	}
+	return d.storeLocked(p)
+}
+
+// storeLocked writes p to Badger and memory; the caller holds mu.
+func (d *Directory) storeLocked(p crmpulse.Person) error {
 	data, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encode person: %w", err)

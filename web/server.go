@@ -7,6 +7,7 @@ import (
 	"embed"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -55,7 +56,7 @@ type Config struct {
 // Server is the HTTP face of crmpulse.
 type Server struct {
 	cfg    Config
-	store  *aggregate.Store
+	store  Source
 	dir    *directory.Directory
 	ingest *ingest.Handler
 	hub    *Hub
@@ -68,9 +69,10 @@ type Server struct {
 	display displayConns
 }
 
-// NewServer returns the server; ready reports whether the log is connected
+// NewServer returns the server over store, the local state or the
+// cluster; ready reports whether the log is connected
 // and the workers are running.
-func NewServer(cfg Config, store *aggregate.Store, dir *directory.Directory, in *ingest.Handler,
+func NewServer(cfg Config, store Source, dir *directory.Directory, in *ingest.Handler,
 	hub *Hub, reg *prometheus.Registry, ready func() bool, logger *slog.Logger) *Server {
 	return &Server{cfg: cfg, store: store, dir: dir, ingest: in, hub: hub, reg: reg, ready: ready,
 		logger: logger.With("component", "web"), sec: newSecurityState(reg, &cfg.Security)}
@@ -181,6 +183,10 @@ func (s *Server) serveTransactions(w http.ResponseWriter, r *http.Request) {
 	items, next, err := s.store.Transactions(q, s.dir, v.Get("cursor"), limit)
 	if err == aggregate.ErrBadCursor {
 		problem.Write(w, http.StatusBadRequest, err.Error(), []crmpulse.FieldError{{Field: "cursor", Detail: err.Error()}})
+		return
+	}
+	if errors.Is(err, ErrUnavailable) {
+		problem.Write(w, http.StatusServiceUnavailable, "part of the state is not available: try again shortly", nil)
 		return
 	}
 	if err != nil {

@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCmd(), importCmd(), usersCmd(), versionCmd())
+	root.AddCommand(serveCmd(), importCmd(), usersCmd(), versionCmd(), ingestCmd(), workerCmd(), webCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		var exit exitError
 		if asExit(err, &exit) {

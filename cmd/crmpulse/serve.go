@@ -266,8 +266,9 @@ func openLog(ctx context.Context, cfg *config.Config, nc *nats.Conn, logger *slo
 	kc := kafka.Config{
 		Brokers: strings.Split(cfg.Kafka, ","), Topic: cfg.KafkaTopic,
 		Partitions: int32(cfg.KafkaPartitions), ReplicationFactor: int16(cfg.KafkaReplicationFactor),
-		SASL:   kafka.SASL{Mechanism: cfg.KafkaSASLMechanism, User: cfg.KafkaSASLUser, Password: cfg.KafkaSASLPassword},
-		Logger: logger,
+		SessionTimeout: cfg.KafkaSessionTimeout,
+		SASL:           kafka.SASL{Mechanism: cfg.KafkaSASLMechanism, User: cfg.KafkaSASLUser, Password: cfg.KafkaSASLPassword},
+		Logger:         logger,
 	}
 	if cfg.KafkaTLS {
 		tc, err := kafkaTLS(cfg.KafkaTLSCA)

@@ -71,13 +71,23 @@ func (l *Log) ConsumeGroup(ctx context.Context, g stream.Group, handle crmpulse.
 			}
 		}
 	}
-	cl, err := kgo.NewClient(append(l.consumerOpts(),
+	opts := l.consumerOpts()
+	if l.cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(l.cfg.SessionTimeout),
+			kgo.HeartbeatInterval(max(l.cfg.SessionTimeout/6, 100*time.Millisecond)))
+	}
+	cl, err := kgo.NewClient(append(opts,
 		kgo.ConsumerGroup(l.cfg.Group),
 		kgo.ConsumeTopics(l.cfg.Topic),
 		kgo.DisableAutoCommit(),
 		// Rebalances wait between polls, so a partition moves to another
 		// member only after the handler has returned for its last batch.
 		kgo.BlockRebalanceOnPoll(),
+		// Small fetches keep a poll short, so that a rebalance never
+		// waits long for a member catching up on a backlog (a member that
+		// keeps it waiting past the timeout is thrown out of the group).
+		kgo.FetchMaxBytes(groupFetchBytes),
+		kgo.FetchMaxPartitionBytes(groupFetchBytes/4),
 		kgo.OnPartitionsAssigned(notify("assigned", g.Assigned)),
 		kgo.OnPartitionsRevoked(notify("revoked", g.Revoked)),
 		kgo.OnPartitionsLost(notify("lost", g.Revoked)),
@@ -97,6 +107,10 @@ func (l *Log) ConsumeGroup(ctx context.Context, g stream.Group, handle crmpulse.
 	logger.Info("joining group", "topic", l.cfg.Topic)
 	return l.poll(ctx, cl, handle, true)
 }
+
+// groupFetchBytes bounds what one poll of a group member brings: a few
+// thousand events, applied in well under a second.
+const groupFetchBytes = 4 << 20
 
 func (l *Log) consumerOpts() []kgo.Opt {
 	return append(slices.Clip(l.opts),

@@ -67,6 +67,12 @@ type Config struct {
 	ReplicationFactor int16
 	// Group is the consumer group of ConsumeGroup; empty means DefaultGroup.
 	Group string
+	// SessionTimeout is how long the group waits for a silent member
+	// before it hands the member's partitions to the others (the time a
+	// killed worker's partitions stay without an owner); zero means the
+	// client's default, 45 s. The broker bounds it (6 s at least, by
+	// default).
+	SessionTimeout time.Duration
 	// SASL authenticates to the brokers when its Mechanism is set.
 	SASL SASL
 	// TLS, when not nil, makes every connection use TLS with this

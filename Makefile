@@ -55,3 +55,10 @@ browser-test:
 .PHONY: screenshots-all
 screenshots-all:
 	CRMPULSE_SCREENSHOTS=1 go test -count=1 -run 'TestPage|TestWall' ./e2e/
+
+# Benchmarks of the state: Apply, and Report over 1,000 people with
+# CRMPULSE_BENCH_EVENTS events (default 1,000,000); see
+# docs/state-performance.md.
+.PHONY: bench-state
+bench-state:
+	go test -run '^$$' -bench 'Apply|Report' -benchtime 200x -timeout 90m ./aggregate/

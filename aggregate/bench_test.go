@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,10 +126,12 @@ func BenchmarkApply(b *testing.B) {
 
 // loaded is the store the report benchmarks share, built once per run.
 var loaded struct {
-	s       *Store
-	db      *badger.DB
-	heap    uint64
-	openDur time.Duration
+	s        *Store
+	db       *badger.DB
+	heap     uint64
+	rss      uint64
+	openDur  time.Duration
+	loadRate float64 // events/s applied while loading
 }
 
 func loadedStore(b *testing.B) *Store {
@@ -142,25 +146,48 @@ func loadedStore(b *testing.B) *Store {
 	}
 	s, db := openBenchStore(b, dir)
 	const batch = 1000
+	var applying time.Duration
 	for off := 0; off < n; off += batch {
 		recs := make([]crmpulse.Record, min(batch, n-off))
 		for i, e := range benchStream(1, off, len(recs), n) {
 			recs[i] = crmpulse.Record{Offset: int64(off + i), Event: e}
 		}
+		start := time.Now()
 		if _, err := s.Apply(context.Background(), recs); err != nil {
 			b.Fatal(err)
 		}
+		applying += time.Since(start)
 	}
+	loaded.loadRate = float64(n) / applying.Seconds()
 	db.Close()
 	// Reopen, as a restart would, and measure what the state holds.
 	start := time.Now()
 	s, db = openBenchStore(b, dir)
 	loaded.openDur = time.Since(start)
-	runtime.GC()
+	// Return what the load freed, so that RSS is what a restarted server
+	// would hold.
+	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	loaded.s, loaded.db, loaded.heap = s, db, m.HeapInuse
+	loaded.s, loaded.db, loaded.heap, loaded.rss = s, db, m.HeapInuse, vmRSS(b)
 	return s
+}
+
+// vmRSS returns the process's resident memory from /proc/self/status, or 0
+// where there is none.
+func vmRSS(b *testing.B) uint64 {
+	b.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 func BenchmarkReport(b *testing.B) {
@@ -180,6 +207,8 @@ func BenchmarkReport(b *testing.B) {
 			}
 			b.ReportMetric(float64(s.Events()), "events")
 			b.ReportMetric(float64(loaded.heap)/(1<<20), "heap-MiB")
+			b.ReportMetric(float64(loaded.rss)/(1<<20), "rss-MiB")
+			b.ReportMetric(loaded.loadRate, "load-events/s")
 			b.ReportMetric(loaded.openDur.Seconds(), "open-s")
 			b.ReportMetric(float64(columnBytes(s))/(1<<20), "columns-MiB")
 		})

@@ -8,7 +8,6 @@ package aggregate
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,12 +23,12 @@ import (
 // prefixes of more than one byte.
 const (
 	prefixPosition = 'p' // partition -> last applied offset
-	prefixSeen     = 'e' // event key -> transaction key
-	prefixTx       = 'x' // time, event key -> event JSON
+	prefixSeen     = 'e' // event key -> nothing: the event was applied
+	prefixTx       = 'x' // time, event key -> the event (codec.go)
 	prefixSeries   = 'k' // series id -> tenant, source, user, entity
 	prefixChunk    = 'c' // series id, UTC day -> the day's events, packed
-	prefixLast     = 'l' // series id, record -> the record's last touch
-	prefixTouch    = 'r' // series id, record, stamp -> touches in that second
+	prefixJournal  = 'j' // sequence -> changes not folded into chunks yet
+	prefixHistory  = 'h' // series id, record -> the record's touch stamps
 )
 
 // maxTxnRecords bounds the records applied in one Badger transaction, well
@@ -44,7 +43,10 @@ type Store struct {
 	logger  *slog.Logger
 	metrics metrics
 
-	applyMu sync.Mutex // serializes Apply
+	applyMu   sync.Mutex // serializes Apply; guards the journal fields
+	journals  []journal  // entries not folded yet, in order
+	journaled int        // changes in journals
+	nextSeq   uint64     // the next entry's sequence
 
 	mu        sync.RWMutex // guards what follows
 	ids       map[seriesKey]uint32
@@ -76,7 +78,10 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 		if err := s.loadSeries(txn); err != nil {
 			return err
 		}
-		return s.loadChunks(txn)
+		if err := s.loadChunks(txn); err != nil {
+			return err
+		}
+		return s.loadJournals(txn)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
@@ -214,6 +219,7 @@ func (s *Store) applyTxn(batch []crmpulse.Record) ([]crmpulse.Event, error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	st := s.newStaging(txn)
+	seq := s.nextSeq
 	var fresh []crmpulse.Event
 	inBatch := make(map[string]struct{}, len(batch))
 	last, moved := committed, false
@@ -239,17 +245,27 @@ func (s *Store) applyTxn(batch []crmpulse.Record) ([]crmpulse.Event, error) {
 	if !moved {
 		return nil, nil
 	}
-	if err := st.flush(); err != nil {
+	if err := st.flush(seq); err != nil {
 		return nil, err
 	}
 	if err := commit(txn, part, last); err != nil {
 		return nil, err
+	}
+	if len(st.ops) > 0 {
+		s.journals = append(s.journals, journal{seq, st.ops})
+		s.journaled += len(st.ops)
+		s.nextSeq++
 	}
 
 	s.mu.Lock()
 	st.publish()
 	s.positions[part] = last
 	s.mu.Unlock()
+	if s.journaled >= foldOps {
+		if err := s.fold(); err != nil {
+			return nil, err
+		}
+	}
 	return fresh, nil
 }
 
@@ -274,14 +290,5 @@ func txKey(e *crmpulse.Event, key string) []byte {
 }
 
 func sortableTime(ns int64) uint64 { return uint64(ns) ^ (1 << 63) }
-
-// encodeEvent is the transaction index's value.
-func encodeEvent(e *crmpulse.Event) ([]byte, error) {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	return data, nil
-}
 
 var errCorrupt = errors.New("corrupt state")

@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	defer ns.Shutdown()
 	defer nc.Close()
 
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(cfg.Data, "state")).WithLogger(nil))
+	db, err := badger.Open(aggregate.BadgerOptions(filepath.Join(cfg.Data, "state")))
 	if err != nil {
 		return fmt.Errorf("open state in %s: %w", cfg.Data, err)
 	}

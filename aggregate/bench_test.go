@@ -232,9 +232,11 @@ func BenchmarkReport(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			start := cpuTime()
 			for b.Loop() {
 				s.Report(Query{Bounds: bounds}, dir)
 			}
+			b.ReportMetric(float64((cpuTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 			b.ReportMetric(float64(s.Events()), "events")
 			b.ReportMetric(float64(loaded.heap)/(1<<20), "heap-MiB")
 			b.ReportMetric(float64(loaded.rss)/(1<<20), "rss-MiB")

@@ -63,6 +63,16 @@ type series struct {
 	created, deleted, restored []uint32
 }
 
+// fit gives back the room the columns grew by while loading, when it is
+// more than a sixteenth of what they hold.
+func (s *series) fit() {
+	for _, col := range []*[]uint32{&s.touch, &s.prev, &s.created, &s.deleted, &s.restored} {
+		if c := *col; cap(c) > len(c)+len(c)/16 {
+			*col = slices.Clone(c)
+		}
+	}
+}
+
 // addTouch inserts a touch at t whose record was last touched at prev.
 func (s *series) addTouch(t, prev uint32, created bool) {
 	i := upperBound(s.touch, t)
@@ -147,17 +157,25 @@ func (s *series) figures(from, to uint32, pts *pointCounts) Figures {
 	f.Restored = countIn(s.restored, from, to)
 	f.Changes = touches + f.Deleted + f.Restored
 	if pts == nil {
-		for _, p := range s.prev[lo:hi] {
-			if p < from {
-				f.Records++
-			}
-		}
+		f.Records = countBelow(s.prev[lo:hi], from)
 		return f
 	}
-	f.Records = pts.addTouches(s.touch[lo:hi], s.prev[lo:hi], from)
+	f.Records = pts.addTouches(s.touch, s.prev, lo, hi, from)
 	pts.addOthers(s.deleted, from, to)
 	pts.addOthers(s.restored, from, to)
 	return f
+}
+
+// countBelow counts the stamps of ts before v: the distinct records of a
+// run of touches whose interval starts at v.
+func countBelow(ts []uint32, v uint32) int {
+	n := 0
+	for _, t := range ts {
+		if t < v {
+			n++
+		}
+	}
+	return n
 }
 
 // last returns the series' latest event stamp before to, or 0.
@@ -181,40 +199,70 @@ type pointCounts struct {
 	changes, records []int
 }
 
-// at returns the interval holding stamp t, searching forward from i.
-func (pc *pointCounts) at(t uint32, i int) int {
-	for i+1 < len(pc.starts) && t >= pc.starts[i+1] {
-		i++
+// intervals calls visit with the index range [i, j) of ts holding each
+// interval's stamps in [from, to), interval by interval; empty intervals
+// are skipped by binary search, so a period of many days with few events
+// costs little.
+func (pc *pointCounts) intervals(ts []uint32, lo, hi int, to uint32, visit func(p, i, j int)) {
+	if lo >= hi {
+		return
 	}
-	return i
+	p := max(upperBound(pc.starts, ts[lo])-1, 0)
+	for i := lo; i < hi; p++ {
+		end := to
+		if p+1 < len(pc.starts) {
+			end = pc.starts[p+1]
+		}
+		j := i + lowerBound(ts[i:hi], end)
+		if j > i {
+			visit(p, i, j)
+			i = j
+		} else if p+1 < len(pc.starts) && ts[i] >= pc.starts[p+1] {
+			// Jump to the interval holding ts[i].
+			p = upperBound(pc.starts, ts[i]) - 2
+		}
+	}
 }
 
-func (pc *pointCounts) addTouches(touch, prev []uint32, from uint32) int {
-	records, p := 0, 0
-	if len(touch) > 0 {
-		p = max(upperBound(pc.starts, touch[0])-1, 0)
+// addTouches adds touch[lo:hi] to the intervals and returns the records
+// of the whole period, whose previous touch is before from.
+func (pc *pointCounts) addTouches(touch, prev []uint32, lo, hi int, from uint32) int {
+	records := 0
+	to := uint32(0)
+	if hi > 0 {
+		to = touch[hi-1] + 1
 	}
-	for i, t := range touch {
-		p = pc.at(t, p)
-		pc.changes[p]++
-		if prev[i] < pc.starts[p] {
-			pc.records[p]++
+	pc.intervals(touch, lo, hi, to, func(p, i, j int) {
+		pc.changes[p] += j - i
+		if p == 0 {
+			// The first interval starts at from.
+			n := countBelow(prev[i:j], pc.starts[0])
+			pc.records[0] += n
+			records += n
+			return
 		}
-		if prev[i] < from {
-			records++
-		}
-	}
+		n, m := countBelow2(prev[i:j], pc.starts[p], from)
+		pc.records[p] += n
+		records += m
+	})
 	return records
+}
+
+// countBelow2 counts the stamps of ts before a and before b, b <= a.
+func countBelow2(ts []uint32, a, b uint32) (int, int) {
+	n, m := 0, 0
+	for _, t := range ts {
+		if t < a {
+			n++
+			if t < b {
+				m++
+			}
+		}
+	}
+	return n, m
 }
 
 func (pc *pointCounts) addOthers(ts []uint32, from, to uint32) {
 	lo, hi := lowerBound(ts, from), lowerBound(ts, to)
-	p := 0
-	if lo < hi {
-		p = max(upperBound(pc.starts, ts[lo])-1, 0)
-	}
-	for _, t := range ts[lo:hi] {
-		p = pc.at(t, p)
-		pc.changes[p]++
-	}
+	pc.intervals(ts, lo, hi, to, func(p, i, j int) { pc.changes[p] += j - i })
 }

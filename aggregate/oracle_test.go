@@ -389,6 +389,9 @@ func TestReportMatchesOracle(t *testing.T) {
 			// every Apply transaction.
 			defer func(n int) { foldOps = n }(foldOps)
 			foldOps = []int{foldOps, 300, 1}[seed]
+			// Count the series on one goroutine, and on several.
+			defer func(n int) { parallelTouches = n }(parallelTouches)
+			parallelTouches = []int{parallelTouches, 1, 50}[seed]
 			g := newOracleGen(t, seed)
 			dir := t.TempDir()
 			s, closeDB := openStore(t, dir)

@@ -1,8 +1,10 @@
 package aggregate
 
 import (
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crmpulse/crmpulse"
@@ -118,6 +120,7 @@ func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	var picked []pick
 	for sid, k := range s.keys {
 		if !q.matchSeries(k) {
 			continue
@@ -130,29 +133,29 @@ func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 		if q.User != "" && ref.id != q.User {
 			continue
 		}
-		row := rows[ref.id]
-		if row == nil && (byPerson || ref.status == "") {
+		if rows[ref.id] == nil && (byPerson || ref.status == "") {
 			continue
 		}
-		ser := s.series[sid]
-		var pts *pointCounts
-		if q.Only == nil {
-			pts = bucket.entity(k.Entity)
-		}
-		f := ser.figures(from, to, pts)
+		picked = append(picked, pick{sid: uint32(sid), ref: ref})
+	}
+	figs := s.figuresOf(picked, from, to, bucket, q.Only == nil)
+
+	for i, pk := range picked {
+		k, f := s.keys[pk.sid], figs[i]
+		row := rows[pk.ref.id]
 		if row == nil {
 			if f.Changes == 0 {
 				continue
 			}
-			row = &Row{ID: ref.id, Status: ref.status, Counts: map[string]Figures{}}
-			rows[ref.id] = row
-			order = append(order, ref.id)
+			row = &Row{ID: pk.ref.id, Status: pk.ref.status, Counts: map[string]Figures{}}
+			rows[pk.ref.id] = row
+			order = append(order, pk.ref.id)
 		}
 		row.add(k.Entity, f)
 		total := rep.Totals[k.Entity]
 		total.add(f)
 		rep.Totals[k.Entity] = total
-		if t := ser.last(to); t > 0 && (row.LastActivity == nil || stampTime(t).After(*row.LastActivity)) {
+		if t := s.series[pk.sid].last(to); t > 0 && (row.LastActivity == nil || stampTime(t).After(*row.LastActivity)) {
 			at := stampTime(t)
 			row.LastActivity = &at
 		}
@@ -175,6 +178,60 @@ func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 }
 
 type rowRef struct{ id, status string }
+
+// pick is a series a report reads, and the row it counts for.
+type pick struct {
+	sid uint32
+	ref rowRef
+}
+
+// parallelTouches is the number of touches in a report's series above
+// which figuresOf spreads them over the processors; tests lower it.
+var parallelTouches = 200_000
+
+// figuresOf counts the picked series over [from, to), adding to bucket's
+// intervals when series is set. Over many touches it splits the series
+// among the processors, each summing its own intervals, merged at the end.
+// The caller holds s.mu for reading.
+func (s *Store) figuresOf(picked []pick, from, to uint32, bucket *bucketer, series bool) []Figures {
+	figs := make([]Figures, len(picked))
+	count := func(bk *bucketer, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			var pts *pointCounts
+			if series {
+				pts = bk.entity(s.keys[picked[i].sid].Entity)
+			}
+			figs[i] = s.series[picked[i].sid].figures(from, to, pts)
+		}
+	}
+	touches := 0
+	for _, pk := range picked {
+		touches += len(s.series[pk.sid].touch)
+	}
+	workers := min(runtime.GOMAXPROCS(0), 4, touches/parallelTouches+1)
+	if workers <= 1 {
+		count(bucket, 0, len(picked))
+		return figs
+	}
+	// Split by touches held, a fair guess at the work.
+	forks := make([]*bucketer, workers)
+	var wg sync.WaitGroup
+	lo, acc, w := 0, 0, 0
+	for i, pk := range picked {
+		acc += len(s.series[pk.sid].touch)
+		if i == len(picked)-1 || w < workers-1 && acc >= touches*(w+1)/workers {
+			fork, start := bucket.fork(), lo
+			forks[w] = fork
+			wg.Go(func() { count(fork, start, i+1) })
+			lo, w = i+1, w+1
+		}
+	}
+	wg.Wait()
+	for _, f := range forks[:w] {
+		bucket.merge(f)
+	}
+	return figs
+}
 
 func (r *Row) add(entity string, f Figures) {
 	if f == (Figures{}) {
@@ -258,6 +315,22 @@ func (bk *bucketer) entity(name string) *pointCounts {
 		bk.entities[name] = pc
 	}
 	return pc
+}
+
+// fork returns an empty bucketer of the same intervals.
+func (bk *bucketer) fork() *bucketer {
+	return &bucketer{interval: bk.interval, labels: bk.labels, starts: bk.starts, entities: map[string]*pointCounts{}}
+}
+
+// merge adds o's counts to bk's.
+func (bk *bucketer) merge(o *bucketer) {
+	for name, pc := range o.entities {
+		into := bk.entity(name)
+		for i := range pc.changes {
+			into.changes[i] += pc.changes[i]
+			into.records[i] += pc.records[i]
+		}
+	}
 }
 
 // series lists every interval of the period in order, empty ones included.

@@ -42,6 +42,10 @@ func (s *Store) newStaging(txn *badger.Txn) *staging {
 
 // stage writes e into the transaction unless its key was applied before.
 func (st *staging) stage(e *crmpulse.Event, key string) (bool, error) {
+	if h := st.s.horizons.events; h > 0 && e.At.Before(stampTime(h)) {
+		st.s.metrics.lateDropped.Inc()
+		return false, nil
+	}
 	seen := append([]byte{prefixSeen}, key...)
 	if _, err := st.txn.Get(seen); err == nil {
 		return false, nil
@@ -52,8 +56,16 @@ func (st *staging) stage(e *crmpulse.Event, key string) (bool, error) {
 	if err := st.txn.Set(seen, nil); err != nil {
 		return false, err
 	}
-	st.buf = encodeEvent(st.buf[:0], e)
-	if err := st.txn.Set(txKey(e, key), slices.Clone(st.buf)); err != nil {
+	// A late event past the transactions' retention counts in reports but
+	// keeps no details, like the others of its time.
+	var details []byte
+	if h := st.s.horizons.tx; h == 0 || !e.At.Before(stampTime(h)) {
+		st.buf = encodeEvent(st.buf[:0], e)
+		details = slices.Clone(st.buf)
+	} else {
+		st.s.metrics.retentionDropped.WithLabelValues("transactions").Inc()
+	}
+	if err := st.txn.Set(txKey(e, key), details); err != nil {
 		return false, err
 	}
 	t, ok := stampOf(e.At)

@@ -47,6 +47,7 @@ type Store struct {
 	journals  []journal  // entries not folded yet, in order
 	journaled int        // changes in journals
 	nextSeq   uint64     // the next entry's sequence
+	retention Retention
 
 	mu        sync.RWMutex // guards what follows
 	ids       map[seriesKey]uint32
@@ -54,10 +55,13 @@ type Store struct {
 	series    []*series
 	events    int
 	positions map[int32]int64
+	horizons  horizons // written under both applyMu and mu
 }
 
 type metrics struct {
-	outOfRange prometheus.Counter
+	outOfRange       prometheus.Counter
+	retentionDropped *prometheus.CounterVec
+	lateDropped      prometheus.Counter
 }
 
 // Open loads the state kept in db. The caller owns db and closes it after
@@ -71,8 +75,15 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 			Help: "Events dated before 1970 or after 2106: kept in the transaction index, not counted in reports.",
 		})},
 	}
+	s.metrics.retentionDropped, s.metrics.lateDropped = newRetentionMetrics()
+	for _, kind := range []string{"events", "transactions"} {
+		s.metrics.retentionDropped.WithLabelValues(kind)
+	}
 	err := db.View(func(txn *badger.Txn) error {
 		if err := s.loadPositions(txn); err != nil {
+			return err
+		}
+		if err := s.loadHorizons(txn); err != nil {
 			return err
 		}
 		if err := s.loadSeries(txn); err != nil {
@@ -86,6 +97,9 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
+	for _, ser := range s.series {
+		ser.fit()
+	}
 	s.logger.Info("state loaded", "events", s.events, "series", len(s.series), "partitions", len(s.positions))
 	return s, nil
 }
@@ -93,7 +107,7 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 // Collectors returns the store's Prometheus metrics, for the caller to
 // register.
 func (s *Store) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.metrics.outOfRange}
+	return []prometheus.Collector{s.metrics.outOfRange, s.metrics.retentionDropped, s.metrics.lateDropped}
 }
 
 func (s *Store) loadPositions(txn *badger.Txn) error {
@@ -134,12 +148,16 @@ func (s *Store) loadSeries(txn *badger.Txn) error {
 
 // loadChunks rebuilds the columns from the day chunks. Chunks come in key
 // order (series, then day) and hold their events in time order, so every
-// column is built by appending.
+// column is built by appending. Chunks before the retention horizon, left
+// by a pass cut short, are skipped.
 func (s *Store) loadChunks(txn *badger.Txn) error {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixChunk}, PrefetchValues: true})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		sid := binary.BigEndian.Uint32(it.Item().Key()[1:])
+		if s.horizons.events > 0 && binary.BigEndian.Uint32(it.Item().Key()[5:]) < (s.horizons.events-1)/secondsPerDay {
+			continue
+		}
 		if int(sid) >= len(s.series) {
 			return fmt.Errorf("chunk of unknown series %d", sid)
 		}

@@ -95,6 +95,9 @@ func (s *Store) scan(q Query, dir crmpulse.Directory, cursor string, visit func(
 			if binary.BigEndian.Uint64(k[1:9]) < fromKey {
 				break
 			}
+			if it.Item().ValueSize() == 0 {
+				continue // past the transactions' retention
+			}
 			var e crmpulse.Event
 			if err := it.Item().Value(func(v []byte) error { return decodeEvent(v, &e) }); err != nil {
 				return fmt.Errorf("read transaction: %w", err)

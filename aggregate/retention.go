@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -338,4 +339,21 @@ func newRetentionMetrics() (*prometheus.CounterVec, prometheus.Counter) {
 			Name: "crmpulse_late_dropped_total",
 			Help: "Events dated before the retention horizon when they arrived: not applied.",
 		})
+}
+
+// RunRetention applies the retention now and then every interval until ctx
+// is done. A failed pass is logged and retried at the next interval.
+func (s *Store) RunRetention(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := s.Expire(time.Now()); err != nil {
+			s.logger.Error("retention pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -107,6 +107,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	if err != nil {
 		return err
 	}
+	store.SetRetention(aggregate.RetentionDays(cfg.RetentionDays, cfg.TransactionsRetentionDays))
 	dir, err := directory.Open(db, logger)
 	if err != nil {
 		return err
@@ -205,6 +206,9 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	})
 	if len(cfg.Alerts.Rules) > 0 {
 		wg.Go(func() { evaluator.Run(workerCtx) })
+	}
+	if cfg.RetentionDays > 0 || cfg.TransactionsRetentionDays > 0 {
+		wg.Go(func() { store.RunRetention(workerCtx, time.Hour) })
 	}
 	if cfg.Demo {
 		wg.Go(func() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -126,6 +127,25 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// serialReportCPU returns the CPU one report takes on one thread, measured
+// on that thread alone: what other processes and Badger's compactions do
+// on a shared machine does not count.
+func serialReportCPU(s *Store, q Query, dir crmpulse.Directory) time.Duration {
+	defer func(n int) { parallelTouches = n }(parallelTouches)
+	parallelTouches = math.MaxInt
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	const runs = 20
+	var start, end syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_THREAD, &start)
+	for range runs {
+		s.Report(q, dir)
+	}
+	syscall.Getrusage(syscall.RUSAGE_THREAD, &end)
+	used := end.Utime.Nano() + end.Stime.Nano() - start.Utime.Nano() - start.Stime.Nano()
+	return time.Duration(used / runs)
+}
+
 // BenchmarkApply applies batches of 1,000 new events, as a worker does.
 func BenchmarkApply(b *testing.B) {
 	s, db := openBenchStore(b, b.TempDir())
@@ -169,15 +189,20 @@ func loadedStore(b *testing.B) *Store {
 		return loaded.s
 	}
 	n := benchEvents(b)
-	dir, err := os.MkdirTemp("", "crmpulse-bench-")
-	if err != nil {
-		b.Fatal(err)
+	// CRMPULSE_BENCH_DIR keeps the loaded state for the next run, which
+	// then only reopens it.
+	dir, keep := os.LookupEnv("CRMPULSE_BENCH_DIR")
+	if !keep {
+		var err error
+		if dir, err = os.MkdirTemp("", "crmpulse-bench-"); err != nil {
+			b.Fatal(err)
+		}
+		loaded.dir = dir
 	}
-	loaded.dir = dir
 	s, db := openBenchStore(b, dir)
 	const batch = 1000
 	var applying time.Duration
-	for off := 0; off < n; off += batch {
+	for off := s.Events(); off < n; off += batch {
 		recs := make([]crmpulse.Record, min(batch, n-off))
 		for i, e := range benchStream(1, off, len(recs), n) {
 			recs[i] = crmpulse.Record{Offset: int64(off + i), Event: e}
@@ -188,7 +213,9 @@ func loadedStore(b *testing.B) *Store {
 		}
 		applying += time.Since(start)
 	}
-	loaded.loadRate = float64(n) / applying.Seconds()
+	if applying > 0 {
+		loaded.loadRate = float64(n) / applying.Seconds()
+	}
 	db.Close()
 	// Reopen, as a restart would, and measure what the state holds.
 	start := time.Now()
@@ -230,6 +257,7 @@ func BenchmarkReport(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			serial := serialReportCPU(s, Query{Bounds: bounds}, dir)
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := cpuTime()
@@ -237,6 +265,7 @@ func BenchmarkReport(b *testing.B) {
 				s.Report(Query{Bounds: bounds}, dir)
 			}
 			b.ReportMetric(float64((cpuTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64(serial.Microseconds())/1000, "serial-cpu-ms/op")
 			b.ReportMetric(float64(s.Events()), "events")
 			b.ReportMetric(float64(loaded.heap)/(1<<20), "heap-MiB")
 			b.ReportMetric(float64(loaded.rss)/(1<<20), "rss-MiB")

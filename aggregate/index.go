@@ -195,74 +195,77 @@ type pointCounts struct {
 	// starts[i] is the first stamp of interval i, raised to the period's
 	// start for the first; a touch counts as a record of its interval when
 	// its record's previous touch is before that.
-	starts           []uint32
+	starts []uint32
+	// Intervals are about step seconds long from base (a zone's day is 23
+	// to 25 hours), so a stamp's interval is found by division and a step
+	// or two.
+	base, step       uint32
 	changes, records []int
 }
 
-// intervals calls visit with the index range [i, j) of ts holding each
-// interval's stamps in [from, to), interval by interval; empty intervals
-// are skipped by binary search, so a period of many days with few events
-// costs little.
-func (pc *pointCounts) intervals(ts []uint32, lo, hi int, to uint32, visit func(p, i, j int)) {
-	if lo >= hi {
-		return
+// index returns the interval holding stamp t, which is in the period.
+func (pc *pointCounts) index(t uint32) int {
+	i := 0
+	if t > pc.base {
+		i = min(int((t-pc.base)/pc.step), len(pc.starts)-1)
 	}
-	p := max(upperBound(pc.starts, ts[lo])-1, 0)
-	for i := lo; i < hi; p++ {
-		end := to
-		if p+1 < len(pc.starts) {
-			end = pc.starts[p+1]
-		}
-		j := i + lowerBound(ts[i:hi], end)
-		if j > i {
-			visit(p, i, j)
-			i = j
-		} else if p+1 < len(pc.starts) && ts[i] >= pc.starts[p+1] {
-			// Jump to the interval holding ts[i].
-			p = upperBound(pc.starts, ts[i]) - 2
-		}
+	for i > 0 && pc.starts[i] > t {
+		i--
 	}
+	for i+1 < len(pc.starts) && pc.starts[i+1] <= t {
+		i++
+	}
+	return i
+}
+
+// end returns the first stamp after interval p.
+func (pc *pointCounts) end(p int) uint32 {
+	if p+1 < len(pc.starts) {
+		return pc.starts[p+1]
+	}
+	return math.MaxUint32
 }
 
 // addTouches adds touch[lo:hi] to the intervals and returns the records
-// of the whole period, whose previous touch is before from.
+// of the whole period, whose previous touch is before from. It walks the
+// touches once, finding a new interval only when a touch leaves the
+// current one.
 func (pc *pointCounts) addTouches(touch, prev []uint32, lo, hi int, from uint32) int {
-	records := 0
-	to := uint32(0)
-	if hi > 0 {
-		to = touch[hi-1] + 1
+	if lo >= hi {
+		return 0
 	}
-	pc.intervals(touch, lo, hi, to, func(p, i, j int) {
-		pc.changes[p] += j - i
-		if p == 0 {
-			// The first interval starts at from.
-			n := countBelow(prev[i:j], pc.starts[0])
-			pc.records[0] += n
-			records += n
-			return
+	records := 0
+	p := pc.index(touch[lo])
+	start, next := pc.starts[p], pc.end(p)
+	for i := lo; i < hi; i++ {
+		if t := touch[i]; t >= next {
+			p = pc.index(t)
+			start, next = pc.starts[p], pc.end(p)
 		}
-		n, m := countBelow2(prev[i:j], pc.starts[p], from)
-		pc.records[p] += n
-		records += m
-	})
-	return records
-}
-
-// countBelow2 counts the stamps of ts before a and before b, b <= a.
-func countBelow2(ts []uint32, a, b uint32) (int, int) {
-	n, m := 0, 0
-	for _, t := range ts {
-		if t < a {
-			n++
-			if t < b {
-				m++
+		pc.changes[p]++
+		// from is at or before every interval's start.
+		if pv := prev[i]; pv < start {
+			pc.records[p]++
+			if pv < from {
+				records++
 			}
 		}
 	}
-	return n, m
+	return records
 }
 
 func (pc *pointCounts) addOthers(ts []uint32, from, to uint32) {
 	lo, hi := lowerBound(ts, from), lowerBound(ts, to)
-	pc.intervals(ts, lo, hi, to, func(p, i, j int) { pc.changes[p] += j - i })
+	if lo >= hi {
+		return
+	}
+	p := pc.index(ts[lo])
+	next := pc.end(p)
+	for _, t := range ts[lo:hi] {
+		if t >= next {
+			p = pc.index(t)
+			next = pc.end(p)
+		}
+		pc.changes[p]++
+	}
 }

@@ -278,14 +278,15 @@ func (q *Query) matchSeries(k seriesKey) bool {
 // seconds (a zone's midnight always does), so the state's second stamps
 // place every event exactly.
 type bucketer struct {
-	interval string
-	labels   []string
-	starts   []uint32
-	entities map[string]*pointCounts
+	interval   string
+	labels     []string
+	starts     []uint32
+	base, step uint32 // the first interval's nominal start, and its length
+	entities   map[string]*pointCounts
 }
 
 func newBucketer(b crmpulse.Bounds, from, to uint32) *bucketer {
-	bk := &bucketer{interval: "day", entities: map[string]*pointCounts{}}
+	bk := &bucketer{interval: "day", step: secondsPerDay, entities: map[string]*pointCounts{}}
 	step := func(t time.Time) time.Time {
 		l := t.In(b.Loc)
 		return crmpulse.Midnight(l.Year(), l.Month(), l.Day()+1, b.Loc)
@@ -294,11 +295,12 @@ func newBucketer(b crmpulse.Bounds, from, to uint32) *bucketer {
 	l := b.From.In(b.Loc)
 	start := crmpulse.Midnight(l.Year(), l.Month(), l.Day(), b.Loc)
 	if b.To.Sub(b.From) <= 48*time.Hour {
-		bk.interval = "hour"
+		bk.interval, bk.step = "hour", 3600
 		step = func(t time.Time) time.Time { return t.Add(time.Hour) }
 		label = func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 		start = b.From.Truncate(time.Hour)
 	}
+	bk.base = boundStamp(start)
 	for t := start; t.Before(b.To); t = step(t) {
 		bk.labels = append(bk.labels, label(t))
 		bk.starts = append(bk.starts, max(boundStamp(t), from))
@@ -311,7 +313,7 @@ func (bk *bucketer) entity(name string) *pointCounts {
 	pc := bk.entities[name]
 	if pc == nil {
 		n := len(bk.starts)
-		pc = &pointCounts{starts: bk.starts, changes: make([]int, n), records: make([]int, n)}
+		pc = &pointCounts{starts: bk.starts, base: bk.base, step: bk.step, changes: make([]int, n), records: make([]int, n)}
 		bk.entities[name] = pc
 	}
 	return pc
@@ -319,7 +321,8 @@ func (bk *bucketer) entity(name string) *pointCounts {
 
 // fork returns an empty bucketer of the same intervals.
 func (bk *bucketer) fork() *bucketer {
-	return &bucketer{interval: bk.interval, labels: bk.labels, starts: bk.starts, entities: map[string]*pointCounts{}}
+	return &bucketer{interval: bk.interval, labels: bk.labels, starts: bk.starts, base: bk.base, step: bk.step,
+		entities: map[string]*pointCounts{}}
 }
 
 // merge adds o's counts to bk's.

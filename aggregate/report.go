@@ -116,48 +116,61 @@ func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 	rows, order := peopleRows(q, dir)
 	byPerson := q.Team != "" || q.Office != ""
 	bucket := newBucketer(b, from, to)
-	resolved := map[[2]string]rowRef{}
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var picked []pick
+	// Each actor resolves to its row once.
+	refs := make([]rowRef, len(s.actorKeys))
+	resolved := make([]bool, len(s.actorKeys))
+	picked := make([]pick, 0, len(s.keys))
 	for sid, k := range s.keys {
 		if !q.matchSeries(k) {
 			continue
 		}
-		ref, ok := resolved[[2]string{k.Source, k.User}]
-		if !ok {
-			ref.id, ref.status = RowID(dir, k.Source, k.User)
-			resolved[[2]string{k.Source, k.User}] = ref
+		a := s.actorOf[sid]
+		if !resolved[a] {
+			refs[a].id, refs[a].status = RowID(dir, k.Source, k.User)
+			refs[a].row = rows[refs[a].id]
+			resolved[a] = true
 		}
+		ref := &refs[a]
 		if q.User != "" && ref.id != q.User {
 			continue
 		}
-		if rows[ref.id] == nil && (byPerson || ref.status == "") {
+		if ref.row == nil && (byPerson || ref.status == "") {
 			continue
 		}
 		picked = append(picked, pick{sid: uint32(sid), ref: ref})
 	}
 	figs := s.figuresOf(picked, from, to, bucket, q.Only == nil)
 
+	totals := make([]Figures, len(s.entityNames))
+	counted := make([]bool, len(s.entityNames))
 	for i, pk := range picked {
-		k, f := s.keys[pk.sid], figs[i]
-		row := rows[pk.ref.id]
+		f, e := figs[i], s.entityOf[pk.sid]
+		row := pk.ref.row
 		if row == nil {
-			if f.Changes == 0 {
+			if row = rows[pk.ref.id]; row == nil && f.Changes == 0 {
 				continue
 			}
-			row = &Row{ID: pk.ref.id, Status: pk.ref.status, Counts: map[string]Figures{}}
-			rows[pk.ref.id] = row
-			order = append(order, pk.ref.id)
+			if row == nil {
+				row = &Row{ID: pk.ref.id, Status: pk.ref.status, Counts: map[string]Figures{}}
+				rows[pk.ref.id] = row
+				order = append(order, pk.ref.id)
+			}
+			pk.ref.row = row
 		}
-		row.add(k.Entity, f)
-		total := rep.Totals[k.Entity]
-		total.add(f)
-		rep.Totals[k.Entity] = total
+		row.add(s.entityNames[e], f)
+		totals[e].add(f)
+		counted[e] = true
 		if t := s.series[pk.sid].last(to); t > 0 && (row.LastActivity == nil || stampTime(t).After(*row.LastActivity)) {
 			at := stampTime(t)
 			row.LastActivity = &at
+		}
+	}
+	for e, ok := range counted {
+		if ok {
+			rep.Totals[s.entityNames[e]] = totals[e]
 		}
 	}
 	for _, id := range order {
@@ -177,12 +190,17 @@ func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 	return rep
 }
 
-type rowRef struct{ id, status string }
+// rowRef is the row an actor counts for: its id and status, and the row
+// once there is one.
+type rowRef struct {
+	id, status string
+	row        *Row
+}
 
 // pick is a series a report reads, and the row it counts for.
 type pick struct {
 	sid uint32
-	ref rowRef
+	ref *rowRef
 }
 
 // parallelTouches is the number of touches in a report's series above
@@ -196,12 +214,17 @@ var parallelTouches = 200_000
 func (s *Store) figuresOf(picked []pick, from, to uint32, bucket *bucketer, series bool) []Figures {
 	figs := make([]Figures, len(picked))
 	count := func(bk *bucketer, lo, hi int) {
+		byEntity := make([]*pointCounts, len(s.entityNames))
 		for i := lo; i < hi; i++ {
+			sid := picked[i].sid
 			var pts *pointCounts
-			if series {
-				pts = bk.entity(s.keys[picked[i].sid].Entity)
+			if e := s.entityOf[sid]; series {
+				if byEntity[e] == nil {
+					byEntity[e] = bk.entity(s.entityNames[e])
+				}
+				pts = byEntity[e]
 			}
-			figs[i] = s.series[picked[i].sid].figures(from, to, pts)
+			figs[i] = s.series[sid].figures(from, to, pts)
 		}
 	}
 	touches := 0

@@ -182,9 +182,7 @@ func (st *staging) flush(seq uint64) error {
 func (st *staging) publish() {
 	s := st.s
 	for _, k := range st.added {
-		s.ids[k] = uint32(len(s.series))
-		s.keys = append(s.keys, k)
-		s.series = append(s.series, &series{})
+		s.addSeries(k)
 	}
 	s.applyOps(st.ops)
 }

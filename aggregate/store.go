@@ -49,13 +49,20 @@ type Store struct {
 	nextSeq   uint64     // the next entry's sequence
 	retention Retention
 
-	mu        sync.RWMutex // guards what follows
-	ids       map[seriesKey]uint32
-	keys      []seriesKey
-	series    []*series
-	events    int
-	positions map[int32]int64
-	horizons  horizons // written under both applyMu and mu
+	mu     sync.RWMutex // guards what follows
+	ids    map[seriesKey]uint32
+	keys   []seriesKey
+	series []*series
+	// Each series' actor (tenant, source, user) and entity, numbered, so
+	// that a report resolves each actor to its row once, not per series.
+	actorOf, entityOf []uint32
+	actors            map[[3]string]uint32
+	actorKeys         [][3]string
+	entities          map[string]uint32
+	entityNames       []string
+	events            int
+	positions         map[int32]int64
+	horizons          horizons // written under both applyMu and mu
 }
 
 type metrics struct {
@@ -70,6 +77,7 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 	s := &Store{
 		db: db, logger: logger.With("component", "aggregate"),
 		ids: map[seriesKey]uint32{}, positions: map[int32]int64{},
+		actors: map[[3]string]uint32{}, entities: map[string]uint32{},
 		metrics: metrics{outOfRange: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "crmpulse_state_out_of_range_total",
 			Help: "Events dated before 1970 or after 2106: kept in the transaction index, not counted in reports.",
@@ -102,6 +110,28 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 	}
 	s.logger.Info("state loaded", "events", s.events, "series", len(s.series), "partitions", len(s.positions))
 	return s, nil
+}
+
+// addSeries numbers a new series; the caller holds s.mu or is loading.
+func (s *Store) addSeries(k seriesKey) {
+	s.ids[k] = uint32(len(s.series))
+	s.keys = append(s.keys, k)
+	s.series = append(s.series, &series{})
+	actor := [3]string{k.Tenant, k.Source, k.User}
+	a, ok := s.actors[actor]
+	if !ok {
+		a = uint32(len(s.actorKeys))
+		s.actors[actor] = a
+		s.actorKeys = append(s.actorKeys, actor)
+	}
+	e, ok := s.entities[k.Entity]
+	if !ok {
+		e = uint32(len(s.entityNames))
+		s.entities[k.Entity] = e
+		s.entityNames = append(s.entityNames, k.Entity)
+	}
+	s.actorOf = append(s.actorOf, a)
+	s.entityOf = append(s.entityOf, e)
 }
 
 // Collectors returns the store's Prometheus metrics, for the caller to
@@ -139,9 +169,7 @@ func (s *Store) loadSeries(txn *badger.Txn) error {
 		if !ok || int(sid) != len(s.series) {
 			return fmt.Errorf("series %d: corrupt key %q", sid, v)
 		}
-		s.ids[k] = sid
-		s.keys = append(s.keys, k)
-		s.series = append(s.series, &series{})
+		s.addSeries(k)
 	}
 	return nil
 }

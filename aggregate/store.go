@@ -105,6 +105,9 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
+	if err := s.checkFormat(); err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
 	for _, ser := range s.series {
 		ser.fit()
 	}
@@ -336,5 +339,31 @@ func txKey(e *crmpulse.Event, key string) []byte {
 }
 
 func sortableTime(ns int64) uint64 { return uint64(ns) ^ (1 << 63) }
+
+// ErrOldState is returned by Open for a state written before records'
+// touch histories were kept in one key. It is not converted: move the
+// state directory aside and restart, and the workers rebuild it from the
+// log.
+var ErrOldState = errors.New("state written by an older crmpulse: move it aside to rebuild it from the log")
+
+// formatKey marks a state in the current format; the older one had none.
+var formatKey = []byte("\x00aggregate/format/2")
+
+// checkFormat marks a new state as the current format, and refuses an
+// older one.
+func (s *Store) checkFormat() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		_, err := txn.Get(formatKey)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		case len(s.series) > 0:
+			return ErrOldState
+		}
+		return txn.Set(formatKey, nil)
+	})
+}
 
 var errCorrupt = errors.New("corrupt state")

@@ -171,9 +171,7 @@ func (s *series) figures(from, to uint32, pts *pointCounts) Figures {
 func countBelow(ts []uint32, v uint32) int {
 	n := 0
 	for _, t := range ts {
-		if t < v {
-			n++
-		}
+		n += below(t, v)
 	}
 	return n
 }
@@ -228,8 +226,8 @@ func (pc *pointCounts) end(p int) uint32 {
 
 // addTouches adds touch[lo:hi] to the intervals and returns the records
 // of the whole period, whose previous touch is before from. It walks the
-// touches once, finding a new interval only when a touch leaves the
-// current one.
+// touches once, counting without branches and finding a new interval only
+// when a touch leaves the current one.
 func (pc *pointCounts) addTouches(touch, prev []uint32, lo, hi int, from uint32) int {
 	if lo >= hi {
 		return 0
@@ -237,22 +235,28 @@ func (pc *pointCounts) addTouches(touch, prev []uint32, lo, hi int, from uint32)
 	records := 0
 	p := pc.index(touch[lo])
 	start, next := pc.starts[p], pc.end(p)
+	run, runRecords := lo, 0
 	for i := lo; i < hi; i++ {
 		if t := touch[i]; t >= next {
+			pc.changes[p] += i - run
+			pc.records[p] += runRecords
 			p = pc.index(t)
 			start, next = pc.starts[p], pc.end(p)
+			run, runRecords = i, 0
 		}
-		pc.changes[p]++
 		// from is at or before every interval's start.
-		if pv := prev[i]; pv < start {
-			pc.records[p]++
-			if pv < from {
-				records++
-			}
-		}
+		runRecords += below(prev[i], start)
+		records += below(prev[i], from)
 	}
+	pc.changes[p] += hi - run
+	pc.records[p] += runRecords
 	return records
 }
+
+// below is 1 when a < b, else 0, without a branch: the previous touches of
+// a series are before or after an interval's start in no pattern a
+// processor could predict.
+func below(a, b uint32) int { return int((uint64(a) - uint64(b)) >> 63) }
 
 func (pc *pointCounts) addOthers(ts []uint32, from, to uint32) {
 	lo, hi := lowerBound(ts, from), lowerBound(ts, to)

@@ -61,3 +61,10 @@ screenshots-all:
 # few minutes; every size is a BENCH_* variable (bench/config.go).
 bench:
 	go run ./bench/cmd/crmpulse-bench
+
+# Benchmarks of the state: Apply, and Report over 1,000 people with
+# CRMPULSE_BENCH_EVENTS events (default 1,000,000); see
+# docs/state-performance.md.
+.PHONY: bench-state
+bench-state:
+	go test -run '^$$' -bench 'Apply|Report' -benchtime 200x -timeout 90m ./aggregate/

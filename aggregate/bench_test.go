@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,7 +93,7 @@ func benchDirectory() indexedPeople {
 
 func openBenchStore(b *testing.B, dir string) (*Store, *badger.DB) {
 	b.Helper()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	db, err := badger.Open(BadgerOptions(dir))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,6 +104,48 @@ func openBenchStore(b *testing.B, dir string) (*Store, *badger.DB) {
 	return s, db
 }
 
+// TestMain removes the report benchmarks' store, which outlives each
+// benchmark so that both periods share it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if loaded.db != nil {
+		loaded.db.Close()
+	}
+	if loaded.dir != "" {
+		os.RemoveAll(loaded.dir)
+	}
+	os.Exit(code)
+}
+
+// cpuTime is the process's user and system time so far: on a shared
+// machine, the CPU an event costs is steadier than the wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serialReportCPU returns the CPU one report takes on one thread, measured
+// on that thread alone: what other processes and Badger's compactions do
+// on a shared machine does not count.
+func serialReportCPU(s *Store, q Query, dir crmpulse.Directory) time.Duration {
+	defer func(n int) { parallelTouches = n }(parallelTouches)
+	parallelTouches = math.MaxInt
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	const runs = 20
+	var start, end syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_THREAD, &start)
+	for range runs {
+		s.Report(q, dir)
+	}
+	syscall.Getrusage(syscall.RUSAGE_THREAD, &end)
+	used := end.Utime.Nano() + end.Stime.Nano() - start.Utime.Nano() - start.Stime.Nano()
+	return time.Duration(used / runs)
+}
+
 // BenchmarkApply applies batches of 1,000 new events, as a worker does.
 func BenchmarkApply(b *testing.B) {
 	s, db := openBenchStore(b, b.TempDir())
@@ -107,6 +153,7 @@ func BenchmarkApply(b *testing.B) {
 	const batch = 1000
 	b.ReportAllocs()
 	offset := 0
+	var cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		recs := make([]crmpulse.Record, batch)
@@ -114,20 +161,26 @@ func BenchmarkApply(b *testing.B) {
 			recs[i] = crmpulse.Record{Offset: int64(offset + i), Event: e}
 		}
 		b.StartTimer()
+		start := cpuTime()
 		if _, err := s.Apply(context.Background(), recs); err != nil {
 			b.Fatal(err)
 		}
+		cpu += cpuTime() - start
 		offset += batch
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*batch), "cpu-µs/event")
 }
 
 // loaded is the store the report benchmarks share, built once per run.
 var loaded struct {
-	s       *Store
-	db      *badger.DB
-	heap    uint64
-	openDur time.Duration
+	dir      string
+	s        *Store
+	db       *badger.DB
+	heap     uint64
+	rss      uint64
+	openDur  time.Duration
+	loadRate float64 // events/s applied while loading
 }
 
 func loadedStore(b *testing.B) *Store {
@@ -136,31 +189,62 @@ func loadedStore(b *testing.B) *Store {
 		return loaded.s
 	}
 	n := benchEvents(b)
-	dir, err := os.MkdirTemp("", "crmpulse-bench-")
-	if err != nil {
-		b.Fatal(err)
+	// CRMPULSE_BENCH_DIR keeps the loaded state for the next run, which
+	// then only reopens it.
+	dir, keep := os.LookupEnv("CRMPULSE_BENCH_DIR")
+	if !keep {
+		var err error
+		if dir, err = os.MkdirTemp("", "crmpulse-bench-"); err != nil {
+			b.Fatal(err)
+		}
+		loaded.dir = dir
 	}
 	s, db := openBenchStore(b, dir)
 	const batch = 1000
-	for off := 0; off < n; off += batch {
+	var applying time.Duration
+	for off := s.Events(); off < n; off += batch {
 		recs := make([]crmpulse.Record, min(batch, n-off))
 		for i, e := range benchStream(1, off, len(recs), n) {
 			recs[i] = crmpulse.Record{Offset: int64(off + i), Event: e}
 		}
+		start := time.Now()
 		if _, err := s.Apply(context.Background(), recs); err != nil {
 			b.Fatal(err)
 		}
+		applying += time.Since(start)
+	}
+	if applying > 0 {
+		loaded.loadRate = float64(n) / applying.Seconds()
 	}
 	db.Close()
 	// Reopen, as a restart would, and measure what the state holds.
 	start := time.Now()
 	s, db = openBenchStore(b, dir)
 	loaded.openDur = time.Since(start)
-	runtime.GC()
+	// Return what the load freed, so that RSS is what a restarted server
+	// would hold.
+	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	loaded.s, loaded.db, loaded.heap = s, db, m.HeapInuse
+	loaded.s, loaded.db, loaded.heap, loaded.rss = s, db, m.HeapInuse, vmRSS(b)
 	return s
+}
+
+// vmRSS returns the process's resident memory from /proc/self/status, or 0
+// where there is none.
+func vmRSS(b *testing.B) uint64 {
+	b.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 func BenchmarkReport(b *testing.B) {
@@ -173,13 +257,19 @@ func BenchmarkReport(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			serial := serialReportCPU(s, Query{Bounds: bounds}, dir)
 			b.ReportAllocs()
 			b.ResetTimer()
+			start := cpuTime()
 			for b.Loop() {
 				s.Report(Query{Bounds: bounds}, dir)
 			}
+			b.ReportMetric(float64((cpuTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64(serial.Microseconds())/1000, "serial-cpu-ms/op")
 			b.ReportMetric(float64(s.Events()), "events")
 			b.ReportMetric(float64(loaded.heap)/(1<<20), "heap-MiB")
+			b.ReportMetric(float64(loaded.rss)/(1<<20), "rss-MiB")
+			b.ReportMetric(loaded.loadRate, "load-events/s")
 			b.ReportMetric(loaded.openDur.Seconds(), "open-s")
 			b.ReportMetric(float64(columnBytes(s))/(1<<20), "columns-MiB")
 		})

@@ -63,6 +63,16 @@ type series struct {
 	created, deleted, restored []uint32
 }
 
+// fit gives back the room the columns grew by while loading, when it is
+// more than a sixteenth of what they hold.
+func (s *series) fit() {
+	for _, col := range []*[]uint32{&s.touch, &s.prev, &s.created, &s.deleted, &s.restored} {
+		if c := *col; cap(c) > len(c)+len(c)/16 {
+			*col = slices.Clone(c)
+		}
+	}
+}
+
 // addTouch inserts a touch at t whose record was last touched at prev.
 func (s *series) addTouch(t, prev uint32, created bool) {
 	i := upperBound(s.touch, t)
@@ -147,17 +157,23 @@ func (s *series) figures(from, to uint32, pts *pointCounts) Figures {
 	f.Restored = countIn(s.restored, from, to)
 	f.Changes = touches + f.Deleted + f.Restored
 	if pts == nil {
-		for _, p := range s.prev[lo:hi] {
-			if p < from {
-				f.Records++
-			}
-		}
+		f.Records = countBelow(s.prev[lo:hi], from)
 		return f
 	}
-	f.Records = pts.addTouches(s.touch[lo:hi], s.prev[lo:hi], from)
+	f.Records = pts.addTouches(s.touch, s.prev, lo, hi, from)
 	pts.addOthers(s.deleted, from, to)
 	pts.addOthers(s.restored, from, to)
 	return f
+}
+
+// countBelow counts the stamps of ts before v: the distinct records of a
+// run of touches whose interval starts at v.
+func countBelow(ts []uint32, v uint32) int {
+	n := 0
+	for _, t := range ts {
+		n += below(t, v)
+	}
+	return n
 }
 
 // last returns the series' latest event stamp before to, or 0.
@@ -177,44 +193,83 @@ type pointCounts struct {
 	// starts[i] is the first stamp of interval i, raised to the period's
 	// start for the first; a touch counts as a record of its interval when
 	// its record's previous touch is before that.
-	starts           []uint32
+	starts []uint32
+	// Intervals are about step seconds long from base (a zone's day is 23
+	// to 25 hours), so a stamp's interval is found by division and a step
+	// or two.
+	base, step       uint32
 	changes, records []int
 }
 
-// at returns the interval holding stamp t, searching forward from i.
-func (pc *pointCounts) at(t uint32, i int) int {
-	for i+1 < len(pc.starts) && t >= pc.starts[i+1] {
+// index returns the interval holding stamp t, which is in the period.
+func (pc *pointCounts) index(t uint32) int {
+	i := 0
+	if t > pc.base {
+		i = min(int((t-pc.base)/pc.step), len(pc.starts)-1)
+	}
+	for i > 0 && pc.starts[i] > t {
+		i--
+	}
+	for i+1 < len(pc.starts) && pc.starts[i+1] <= t {
 		i++
 	}
 	return i
 }
 
-func (pc *pointCounts) addTouches(touch, prev []uint32, from uint32) int {
-	records, p := 0, 0
-	if len(touch) > 0 {
-		p = max(upperBound(pc.starts, touch[0])-1, 0)
+// end returns the first stamp after interval p.
+func (pc *pointCounts) end(p int) uint32 {
+	if p+1 < len(pc.starts) {
+		return pc.starts[p+1]
 	}
-	for i, t := range touch {
-		p = pc.at(t, p)
-		pc.changes[p]++
-		if prev[i] < pc.starts[p] {
-			pc.records[p]++
-		}
-		if prev[i] < from {
-			records++
-		}
+	return math.MaxUint32
+}
+
+// addTouches adds touch[lo:hi] to the intervals and returns the records
+// of the whole period, whose previous touch is before from. It walks the
+// touches once, counting without branches and finding a new interval only
+// when a touch leaves the current one.
+func (pc *pointCounts) addTouches(touch, prev []uint32, lo, hi int, from uint32) int {
+	if lo >= hi {
+		return 0
 	}
+	records := 0
+	p := pc.index(touch[lo])
+	start, next := pc.starts[p], pc.end(p)
+	run, runRecords := lo, 0
+	for i := lo; i < hi; i++ {
+		if t := touch[i]; t >= next {
+			pc.changes[p] += i - run
+			pc.records[p] += runRecords
+			p = pc.index(t)
+			start, next = pc.starts[p], pc.end(p)
+			run, runRecords = i, 0
+		}
+		// from is at or before every interval's start.
+		runRecords += below(prev[i], start)
+		records += below(prev[i], from)
+	}
+	pc.changes[p] += hi - run
+	pc.records[p] += runRecords
 	return records
 }
 
+// below is 1 when a < b, else 0, without a branch: the previous touches of
+// a series are before or after an interval's start in no pattern a
+// processor could predict.
+func below(a, b uint32) int { return int((uint64(a) - uint64(b)) >> 63) }
+
 func (pc *pointCounts) addOthers(ts []uint32, from, to uint32) {
 	lo, hi := lowerBound(ts, from), lowerBound(ts, to)
-	p := 0
-	if lo < hi {
-		p = max(upperBound(pc.starts, ts[lo])-1, 0)
+	if lo >= hi {
+		return
 	}
+	p := pc.index(ts[lo])
+	next := pc.end(p)
 	for _, t := range ts[lo:hi] {
-		p = pc.at(t, p)
+		if t >= next {
+			p = pc.index(t)
+			next = pc.end(p)
+		}
 		pc.changes[p]++
 	}
 }

@@ -385,6 +385,13 @@ func sameTime(a, b *time.Time) bool {
 func TestReportMatchesOracle(t *testing.T) {
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			// Fold the journal into the day chunks never, often, and after
+			// every Apply transaction.
+			defer func(n int) { foldOps = n }(foldOps)
+			foldOps = []int{foldOps, 300, 1}[seed]
+			// Count the series on one goroutine, and on several.
+			defer func(n int) { parallelTouches = n }(parallelTouches)
+			parallelTouches = []int{parallelTouches, 1, 50}[seed]
 			g := newOracleGen(t, seed)
 			dir := t.TempDir()
 			s, closeDB := openStore(t, dir)

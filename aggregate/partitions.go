@@ -77,8 +77,7 @@ func (ps *Partitions) Open(p int32) (*Store, error) {
 // partitionOptions keeps a partition's Badger small: a worker holds a dozen
 // of them, and Badger's defaults are sized for one per machine.
 func partitionOptions(dir string) badger.Options {
-	return badger.DefaultOptions(dir).WithLogger(nil).
-		WithMemTableSize(16 << 20).
+	return BadgerOptions(dir).
 		WithNumMemtables(2).
 		WithValueLogFileSize(64 << 20).
 		WithBlockCacheSize(16 << 20).

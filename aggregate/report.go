@@ -1,8 +1,10 @@
 package aggregate
 
 import (
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crmpulse/crmpulse"
@@ -114,47 +116,61 @@ func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 	rows, order := peopleRows(q, dir)
 	byPerson := q.Team != "" || q.Office != ""
 	bucket := newBucketer(b, from, to)
-	resolved := map[[2]string]rowRef{}
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	// Each actor resolves to its row once.
+	refs := make([]rowRef, len(s.actorKeys))
+	resolved := make([]bool, len(s.actorKeys))
+	picked := make([]pick, 0, len(s.keys))
 	for sid, k := range s.keys {
 		if !q.matchSeries(k) {
 			continue
 		}
-		ref, ok := resolved[[2]string{k.Source, k.User}]
-		if !ok {
-			ref.id, ref.status = RowID(dir, k.Source, k.User)
-			resolved[[2]string{k.Source, k.User}] = ref
+		a := s.actorOf[sid]
+		if !resolved[a] {
+			refs[a].id, refs[a].status = RowID(dir, k.Source, k.User)
+			refs[a].row = rows[refs[a].id]
+			resolved[a] = true
 		}
+		ref := &refs[a]
 		if q.User != "" && ref.id != q.User {
 			continue
 		}
-		row := rows[ref.id]
-		if row == nil && (byPerson || ref.status == "") {
+		if ref.row == nil && (byPerson || ref.status == "") {
 			continue
 		}
-		ser := s.series[sid]
-		var pts *pointCounts
-		if q.Only == nil {
-			pts = bucket.entity(k.Entity)
-		}
-		f := ser.figures(from, to, pts)
+		picked = append(picked, pick{sid: uint32(sid), ref: ref})
+	}
+	figs := s.figuresOf(picked, from, to, bucket, q.Only == nil)
+
+	totals := make([]Figures, len(s.entityNames))
+	counted := make([]bool, len(s.entityNames))
+	for i, pk := range picked {
+		f, e := figs[i], s.entityOf[pk.sid]
+		row := pk.ref.row
 		if row == nil {
-			if f.Changes == 0 {
+			if row = rows[pk.ref.id]; row == nil && f.Changes == 0 {
 				continue
 			}
-			row = &Row{ID: ref.id, Status: ref.status, Counts: map[string]Figures{}}
-			rows[ref.id] = row
-			order = append(order, ref.id)
+			if row == nil {
+				row = &Row{ID: pk.ref.id, Status: pk.ref.status, Counts: map[string]Figures{}}
+				rows[pk.ref.id] = row
+				order = append(order, pk.ref.id)
+			}
+			pk.ref.row = row
 		}
-		row.add(k.Entity, f)
-		total := rep.Totals[k.Entity]
-		total.add(f)
-		rep.Totals[k.Entity] = total
-		if t := ser.last(to); t > 0 && (row.LastActivity == nil || stampTime(t).After(*row.LastActivity)) {
+		row.add(s.entityNames[e], f)
+		totals[e].add(f)
+		counted[e] = true
+		if t := s.series[pk.sid].last(to); t > 0 && (row.LastActivity == nil || stampTime(t).After(*row.LastActivity)) {
 			at := stampTime(t)
 			row.LastActivity = &at
+		}
+	}
+	for e, ok := range counted {
+		if ok {
+			rep.Totals[s.entityNames[e]] = totals[e]
 		}
 	}
 	for _, id := range order {
@@ -174,7 +190,71 @@ func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 	return rep
 }
 
-type rowRef struct{ id, status string }
+// rowRef is the row an actor counts for: its id and status, and the row
+// once there is one.
+type rowRef struct {
+	id, status string
+	row        *Row
+}
+
+// pick is a series a report reads, and the row it counts for.
+type pick struct {
+	sid uint32
+	ref *rowRef
+}
+
+// parallelTouches is the number of touches in a report's series above
+// which figuresOf spreads them over the processors; tests lower it.
+var parallelTouches = 200_000
+
+// figuresOf counts the picked series over [from, to), adding to bucket's
+// intervals when series is set. Over many touches it splits the series
+// among the processors, each summing its own intervals, merged at the end.
+// The caller holds s.mu for reading.
+func (s *Store) figuresOf(picked []pick, from, to uint32, bucket *bucketer, series bool) []Figures {
+	figs := make([]Figures, len(picked))
+	count := func(bk *bucketer, lo, hi int) {
+		byEntity := make([]*pointCounts, len(s.entityNames))
+		for i := lo; i < hi; i++ {
+			sid := picked[i].sid
+			var pts *pointCounts
+			if e := s.entityOf[sid]; series {
+				if byEntity[e] == nil {
+					byEntity[e] = bk.entity(s.entityNames[e])
+				}
+				pts = byEntity[e]
+			}
+			figs[i] = s.series[sid].figures(from, to, pts)
+		}
+	}
+	touches := 0
+	for _, pk := range picked {
+		touches += len(s.series[pk.sid].touch)
+	}
+	workers := min(runtime.GOMAXPROCS(0), 4, touches/parallelTouches+1)
+	if workers <= 1 {
+		count(bucket, 0, len(picked))
+		return figs
+	}
+	// Split by touches held, a fair guess at the work.
+	forks := make([]*bucketer, workers)
+	var wg sync.WaitGroup
+	lo, acc, w := 0, 0, 0
+	for i, pk := range picked {
+		acc += len(s.series[pk.sid].touch)
+		if i == len(picked)-1 || w < workers-1 && acc >= touches*(w+1)/workers {
+			fork, start := bucket.fork(), lo
+			forks[w] = fork
+			wg.Go(func() { count(fork, start, i+1) })
+			lo, w = i+1, w+1
+		}
+	}
+	wg.Wait()
+	for _, f := range forks[:w] {
+		bucket.merge(f)
+	}
+	return figs
+}
 
 func (r *Row) add(entity string, f Figures) {
 	if f == (Figures{}) {
@@ -221,14 +301,15 @@ func (q *Query) matchSeries(k seriesKey) bool {
 // seconds (a zone's midnight always does), so the state's second stamps
 // place every event exactly.
 type bucketer struct {
-	interval string
-	labels   []string
-	starts   []uint32
-	entities map[string]*pointCounts
+	interval   string
+	labels     []string
+	starts     []uint32
+	base, step uint32 // the first interval's nominal start, and its length
+	entities   map[string]*pointCounts
 }
 
 func newBucketer(b crmpulse.Bounds, from, to uint32) *bucketer {
-	bk := &bucketer{interval: "day", entities: map[string]*pointCounts{}}
+	bk := &bucketer{interval: "day", step: secondsPerDay, entities: map[string]*pointCounts{}}
 	step := func(t time.Time) time.Time {
 		l := t.In(b.Loc)
 		return crmpulse.Midnight(l.Year(), l.Month(), l.Day()+1, b.Loc)
@@ -237,11 +318,12 @@ func newBucketer(b crmpulse.Bounds, from, to uint32) *bucketer {
 	l := b.From.In(b.Loc)
 	start := crmpulse.Midnight(l.Year(), l.Month(), l.Day(), b.Loc)
 	if b.To.Sub(b.From) <= 48*time.Hour {
-		bk.interval = "hour"
+		bk.interval, bk.step = "hour", 3600
 		step = func(t time.Time) time.Time { return t.Add(time.Hour) }
 		label = func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 		start = b.From.Truncate(time.Hour)
 	}
+	bk.base = boundStamp(start)
 	for t := start; t.Before(b.To); t = step(t) {
 		bk.labels = append(bk.labels, label(t))
 		bk.starts = append(bk.starts, max(boundStamp(t), from))
@@ -254,10 +336,27 @@ func (bk *bucketer) entity(name string) *pointCounts {
 	pc := bk.entities[name]
 	if pc == nil {
 		n := len(bk.starts)
-		pc = &pointCounts{starts: bk.starts, changes: make([]int, n), records: make([]int, n)}
+		pc = &pointCounts{starts: bk.starts, base: bk.base, step: bk.step, changes: make([]int, n), records: make([]int, n)}
 		bk.entities[name] = pc
 	}
 	return pc
+}
+
+// fork returns an empty bucketer of the same intervals.
+func (bk *bucketer) fork() *bucketer {
+	return &bucketer{interval: bk.interval, labels: bk.labels, starts: bk.starts, base: bk.base, step: bk.step,
+		entities: map[string]*pointCounts{}}
+}
+
+// merge adds o's counts to bk's.
+func (bk *bucketer) merge(o *bucketer) {
+	for name, pc := range o.entities {
+		into := bk.entity(name)
+		for i := range pc.changes {
+			into.changes[i] += pc.changes[i]
+			into.records[i] += pc.records[i]
+		}
+	}
 }
 
 // series lists every interval of the period in order, empty ones included.

@@ -1,10 +1,11 @@
 package aggregate
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -13,46 +14,58 @@ import (
 )
 
 // staging is one Badger transaction of Apply being built: the keys go into
-// txn at once, the day chunks it rewrites are kept until flush, and the
-// changes to the in-memory columns wait in ops until the commit succeeded.
+// txn at once; the records' touch histories it changes are kept until
+// flush; the changes to the in-memory columns wait in ops, written as one
+// journal entry, until the commit succeeded.
 type staging struct {
-	s      *Store
-	txn    *badger.Txn
-	chunks map[string]chunk // chunk key -> new contents
-	added  []seriesKey      // new series, numbered from len(s.series)
-	newIDs map[seriesKey]uint32
-	ops    []op
-	events int
+	s       *Store
+	txn     *badger.Txn
+	records map[string][]uint32 // history key -> the record's touch stamps
+	added   []seriesKey         // new series, numbered from len(s.series)
+	newIDs  map[seriesKey]uint32
+	ops     []op
+	buf     []byte // scratch for the transaction value
 }
 
-// op is one change to the in-memory columns.
+// op is one event's change to the in-memory columns: its stamp, and for a
+// touch the record's previous touch and, for a late touch, the next touch
+// whose previous touch becomes t.
 type op struct {
 	sid           uint32
-	action        int8 // index in crmpulse.Actions; -1 sets a touch's prev
+	action        int8 // index in crmpulse.Actions
 	t, prev, next uint32
 }
 
 func (s *Store) newStaging(txn *badger.Txn) *staging {
-	return &staging{s: s, txn: txn, chunks: map[string]chunk{}, newIDs: map[seriesKey]uint32{}}
+	return &staging{s: s, txn: txn, records: map[string][]uint32{}, newIDs: map[seriesKey]uint32{}}
 }
 
 // stage writes e into the transaction unless its key was applied before.
 func (st *staging) stage(e *crmpulse.Event, key string) (bool, error) {
+	if h := st.s.horizons.events; h > 0 && e.At.Before(stampTime(h)) {
+		st.s.metrics.lateDropped.Inc()
+		return false, nil
+	}
 	seen := append([]byte{prefixSeen}, key...)
 	if _, err := st.txn.Get(seen); err == nil {
 		return false, nil
 	} else if !errors.Is(err, badger.ErrKeyNotFound) {
 		return false, fmt.Errorf("look up event: %w", err)
 	}
-	data, err := encodeEvent(e)
-	if err != nil {
+	// The seen key carries no value: the transaction key holds the event.
+	if err := st.txn.Set(seen, nil); err != nil {
 		return false, err
 	}
-	tx := txKey(e, key)
-	if err := st.txn.Set(seen, tx); err != nil {
-		return false, err
+	// A late event past the transactions' retention counts in reports but
+	// keeps no details, like the others of its time.
+	var details []byte
+	if h := st.s.horizons.tx; h == 0 || !e.At.Before(stampTime(h)) {
+		st.buf = encodeEvent(st.buf[:0], e)
+		details = slices.Clone(st.buf)
+	} else {
+		st.s.metrics.retentionDropped.WithLabelValues("transactions").Inc()
 	}
-	if err := st.txn.Set(tx, data); err != nil {
+	if err := st.txn.Set(txKey(e, key), details); err != nil {
 		return false, err
 	}
 	t, ok := stampOf(e.At)
@@ -74,11 +87,7 @@ func (st *staging) stage(e *crmpulse.Event, key string) (bool, error) {
 			return false, err
 		}
 	}
-	if err := st.addToChunk(o); err != nil {
-		return false, err
-	}
 	st.ops = append(st.ops, o)
-	st.events++
 	return true, nil
 }
 
@@ -106,120 +115,64 @@ func (st *staging) seriesID(k seriesKey) (uint32, error) {
 // before the record's later ones, the stamp of the next touch, whose
 // previous touch becomes t.
 func (st *staging) touch(sid uint32, record string, t uint32) (prev, next uint32, err error) {
-	rec := recordKey(sid, record)
-	lastKey := append([]byte{prefixLast}, rec...)
-	last, err := st.getStamp(lastKey)
-	if err != nil {
-		return 0, 0, err
-	}
-	touchKey := binary.BigEndian.AppendUint32(append([]byte{prefixTouch}, rec...), t)
-	count, err := st.getStamp(touchKey)
-	if err != nil {
-		return 0, 0, err
-	}
-	setCount := func() error { return st.txn.Set(touchKey, binary.BigEndian.AppendUint32(nil, count+1)) }
-	switch {
-	case count > 0:
-		// Touched in the same second before: this touch adds no record
-		// to any period, and the next touch's previous stays t.
-		return t, 0, setCount()
-	case t > last:
-		if err := st.txn.Set(lastKey, binary.BigEndian.AppendUint32(nil, t)); err != nil {
+	key := string(historyKey(sid, record))
+	stamps, ok := st.records[key]
+	if !ok {
+		if stamps, err = st.history(key); err != nil {
 			return 0, 0, err
 		}
-		return last, 0, setCount()
 	}
-	// A late touch: find its neighbours among the record's touches.
-	prefix := append([]byte{prefixTouch}, rec...)
-	if prev, err = st.neighbour(prefix, touchKey, true); err != nil {
-		return 0, 0, err
+	i := lowerBound(stamps, t)
+	if i < len(stamps) && stamps[i] == t {
+		// Touched in the same second before: this touch adds no record
+		// to any period, and the next touch's previous stays t.
+		st.records[key] = stamps
+		return t, 0, nil
 	}
-	if next, err = st.neighbour(prefix, touchKey, false); err != nil {
-		return 0, 0, err
+	if i > 0 {
+		prev = stamps[i-1]
 	}
-	return prev, next, setCount()
+	if i < len(stamps) {
+		next = stamps[i]
+	}
+	st.records[key] = slices.Insert(stamps, i, t)
+	return prev, next, nil
 }
 
-// neighbour returns the stamp of the key under prefix just before (or
-// after) key, or 0.
-func (st *staging) neighbour(prefix, key []byte, before bool) (uint32, error) {
-	it := st.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: before})
-	defer it.Close()
-	it.Seek(key)
-	if it.Valid() && bytes.Equal(it.Item().Key(), key) {
-		it.Next()
-	}
-	if !it.Valid() {
-		return 0, nil
-	}
-	k := it.Item().Key()
-	return binary.BigEndian.Uint32(k[len(k)-4:]), nil
-}
-
-func (st *staging) getStamp(key []byte) (uint32, error) {
-	item, err := st.txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read state: %w", err)
-	}
-	var v uint32
-	err = item.Value(func(b []byte) error {
-		if len(b) != 4 {
-			return errCorrupt
-		}
-		v = binary.BigEndian.Uint32(b)
-		return nil
-	})
-	return v, err
-}
-
-// addToChunk puts o's event into its day chunk and, for a late touch, moves
-// the next touch's previous touch to it.
-func (st *staging) addToChunk(o op) error {
-	c, key, err := st.chunk(o.sid, o.t)
-	if err != nil {
-		return err
-	}
-	st.chunks[key] = c.insert(entry{t: o.t, prev: o.prev, action: uint8(o.action)})
-	if o.next == 0 {
-		return nil
-	}
-	c, key, err = st.chunk(o.sid, o.next)
-	if err != nil {
-		return err
-	}
-	if !c.setPrev(o.next, o.prev, o.t) {
-		return fmt.Errorf("series %d: no touch at %d after %d: %w", o.sid, o.next, o.prev, errCorrupt)
-	}
-	st.chunks[key] = c
-	return nil
-}
-
-// chunk returns the current contents of the chunk holding stamp t.
-func (st *staging) chunk(sid, t uint32) (chunk, string, error) {
-	key := string(chunkKey(sid, t))
-	if c, ok := st.chunks[key]; ok {
-		return c, key, nil
-	}
+// history reads a record's touch stamps.
+func (st *staging) history(key string) ([]uint32, error) {
 	item, err := st.txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, key, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, key, fmt.Errorf("read chunk: %w", err)
+		return nil, fmt.Errorf("read record history: %w", err)
 	}
-	v, err := item.ValueCopy(nil)
-	return chunk(v), key, err
+	var stamps []uint32
+	err = item.Value(func(v []byte) error {
+		var ok bool
+		stamps, ok = decodeStamps(v)
+		if !ok {
+			return fmt.Errorf("record history %x: %w", key, errCorrupt)
+		}
+		return nil
+	})
+	return stamps, err
 }
 
-// flush writes the rewritten chunks into the transaction.
-func (st *staging) flush() error {
-	for k, c := range st.chunks {
-		if err := st.txn.Set([]byte(k), c); err != nil {
-			return fmt.Errorf("stage chunk: %w", err)
+// flush writes the changed record histories and the journal entry into the
+// transaction.
+func (st *staging) flush(seq uint64) error {
+	for k, stamps := range st.records {
+		if err := st.txn.Set([]byte(k), encodeStamps(stamps)); err != nil {
+			return fmt.Errorf("stage record history: %w", err)
 		}
+	}
+	if len(st.ops) == 0 {
+		return nil
+	}
+	if err := st.txn.Set(journalKey(seq), encodeOps(st.ops)); err != nil {
+		return fmt.Errorf("stage journal: %w", err)
 	}
 	return nil
 }
@@ -229,11 +182,15 @@ func (st *staging) flush() error {
 func (st *staging) publish() {
 	s := st.s
 	for _, k := range st.added {
-		s.ids[k] = uint32(len(s.series))
-		s.keys = append(s.keys, k)
-		s.series = append(s.series, &series{})
+		s.addSeries(k)
 	}
-	for _, o := range st.ops {
+	s.applyOps(st.ops)
+}
+
+// applyOps applies ops to the in-memory columns; the caller holds s.mu or
+// is loading the state.
+func (s *Store) applyOps(ops []op) {
+	for _, o := range ops {
 		ser := s.series[o.sid]
 		switch a := crmpulse.Actions[o.action]; a {
 		case crmpulse.Created, crmpulse.Updated:
@@ -245,15 +202,43 @@ func (st *staging) publish() {
 			ser.addOther(a, o.t)
 		}
 	}
-	s.events += st.events
+	s.events += len(ops)
 }
 
-// recordKey is a series id and a record id, length-prefixed so that no
-// record id is a prefix of another's key.
-func recordKey(sid uint32, record string) []byte {
-	k := binary.BigEndian.AppendUint32(nil, sid)
+// historyKey is a record's touch history key: the prefix, the series id
+// and the record id, length-prefixed so that no record id is a prefix of
+// another's key.
+func historyKey(sid uint32, record string) []byte {
+	k := binary.BigEndian.AppendUint32([]byte{prefixHistory}, sid)
 	k = binary.AppendUvarint(k, uint64(len(record)))
 	return append(k, record...)
+}
+
+// encodeStamps packs a record's sorted touch stamps as varint deltas,
+// about two bytes a touch.
+func encodeStamps(stamps []uint32) []byte {
+	b := make([]byte, 0, 2*len(stamps)+4)
+	var last uint32
+	for _, t := range stamps {
+		b = binary.AppendUvarint(b, uint64(t-last))
+		last = t
+	}
+	return b
+}
+
+func decodeStamps(b []byte) ([]uint32, bool) {
+	out := make([]uint32, 0, len(b)/2+1)
+	var last uint64
+	for len(b) > 0 {
+		d, n := binary.Uvarint(b)
+		if n <= 0 || last+d > math.MaxUint32 {
+			return nil, false
+		}
+		last += d
+		out = append(out, uint32(last))
+		b = b[n:]
+	}
+	return out, true
 }
 
 const secondsPerDay = 86400

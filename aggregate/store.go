@@ -8,7 +8,6 @@ package aggregate
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,12 +23,12 @@ import (
 // prefixes of more than one byte.
 const (
 	prefixPosition = 'p' // partition -> last applied offset
-	prefixSeen     = 'e' // event key -> transaction key
-	prefixTx       = 'x' // time, event key -> event JSON
+	prefixSeen     = 'e' // event key -> nothing: the event was applied
+	prefixTx       = 'x' // time, event key -> the event (codec.go)
 	prefixSeries   = 'k' // series id -> tenant, source, user, entity
 	prefixChunk    = 'c' // series id, UTC day -> the day's events, packed
-	prefixLast     = 'l' // series id, record -> the record's last touch
-	prefixTouch    = 'r' // series id, record, stamp -> touches in that second
+	prefixJournal  = 'j' // sequence -> changes not folded into chunks yet
+	prefixHistory  = 'h' // series id, record -> the record's touch stamps
 )
 
 // maxTxnRecords bounds the records applied in one Badger transaction, well
@@ -44,18 +43,32 @@ type Store struct {
 	logger  *slog.Logger
 	metrics metrics
 
-	applyMu sync.Mutex // serializes Apply
+	applyMu   sync.Mutex // serializes Apply; guards the journal fields
+	journals  []journal  // entries not folded yet, in order
+	journaled int        // changes in journals
+	nextSeq   uint64     // the next entry's sequence
+	retention Retention
 
-	mu        sync.RWMutex // guards what follows
-	ids       map[seriesKey]uint32
-	keys      []seriesKey
-	series    []*series
-	events    int
-	positions map[int32]int64
+	mu     sync.RWMutex // guards what follows
+	ids    map[seriesKey]uint32
+	keys   []seriesKey
+	series []*series
+	// Each series' actor (tenant, source, user) and entity, numbered, so
+	// that a report resolves each actor to its row once, not per series.
+	actorOf, entityOf []uint32
+	actors            map[[3]string]uint32
+	actorKeys         [][3]string
+	entities          map[string]uint32
+	entityNames       []string
+	events            int
+	positions         map[int32]int64
+	horizons          horizons // written under both applyMu and mu
 }
 
 type metrics struct {
-	outOfRange prometheus.Counter
+	outOfRange       prometheus.Counter
+	retentionDropped *prometheus.CounterVec
+	lateDropped      prometheus.Counter
 }
 
 // Open loads the state kept in db. The caller owns db and closes it after
@@ -64,31 +77,70 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 	s := &Store{
 		db: db, logger: logger.With("component", "aggregate"),
 		ids: map[seriesKey]uint32{}, positions: map[int32]int64{},
+		actors: map[[3]string]uint32{}, entities: map[string]uint32{},
 		metrics: metrics{outOfRange: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "crmpulse_state_out_of_range_total",
 			Help: "Events dated before 1970 or after 2106: kept in the transaction index, not counted in reports.",
 		})},
 	}
+	s.metrics.retentionDropped, s.metrics.lateDropped = newRetentionMetrics()
+	for _, kind := range []string{"events", "transactions"} {
+		s.metrics.retentionDropped.WithLabelValues(kind)
+	}
 	err := db.View(func(txn *badger.Txn) error {
 		if err := s.loadPositions(txn); err != nil {
+			return err
+		}
+		if err := s.loadHorizons(txn); err != nil {
 			return err
 		}
 		if err := s.loadSeries(txn); err != nil {
 			return err
 		}
-		return s.loadChunks(txn)
+		if err := s.loadChunks(txn); err != nil {
+			return err
+		}
+		return s.loadJournals(txn)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
+	}
+	if err := s.checkFormat(); err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	for _, ser := range s.series {
+		ser.fit()
 	}
 	s.logger.Info("state loaded", "events", s.events, "series", len(s.series), "partitions", len(s.positions))
 	return s, nil
 }
 
+// addSeries numbers a new series; the caller holds s.mu or is loading.
+func (s *Store) addSeries(k seriesKey) {
+	s.ids[k] = uint32(len(s.series))
+	s.keys = append(s.keys, k)
+	s.series = append(s.series, &series{})
+	actor := [3]string{k.Tenant, k.Source, k.User}
+	a, ok := s.actors[actor]
+	if !ok {
+		a = uint32(len(s.actorKeys))
+		s.actors[actor] = a
+		s.actorKeys = append(s.actorKeys, actor)
+	}
+	e, ok := s.entities[k.Entity]
+	if !ok {
+		e = uint32(len(s.entityNames))
+		s.entities[k.Entity] = e
+		s.entityNames = append(s.entityNames, k.Entity)
+	}
+	s.actorOf = append(s.actorOf, a)
+	s.entityOf = append(s.entityOf, e)
+}
+
 // Collectors returns the store's Prometheus metrics, for the caller to
 // register.
 func (s *Store) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.metrics.outOfRange}
+	return []prometheus.Collector{s.metrics.outOfRange, s.metrics.retentionDropped, s.metrics.lateDropped}
 }
 
 func (s *Store) loadPositions(txn *badger.Txn) error {
@@ -120,21 +172,23 @@ func (s *Store) loadSeries(txn *badger.Txn) error {
 		if !ok || int(sid) != len(s.series) {
 			return fmt.Errorf("series %d: corrupt key %q", sid, v)
 		}
-		s.ids[k] = sid
-		s.keys = append(s.keys, k)
-		s.series = append(s.series, &series{})
+		s.addSeries(k)
 	}
 	return nil
 }
 
 // loadChunks rebuilds the columns from the day chunks. Chunks come in key
 // order (series, then day) and hold their events in time order, so every
-// column is built by appending.
+// column is built by appending. Chunks before the retention horizon, left
+// by a pass cut short, are skipped.
 func (s *Store) loadChunks(txn *badger.Txn) error {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixChunk}, PrefetchValues: true})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		sid := binary.BigEndian.Uint32(it.Item().Key()[1:])
+		if s.horizons.events > 0 && binary.BigEndian.Uint32(it.Item().Key()[5:]) < (s.horizons.events-1)/secondsPerDay {
+			continue
+		}
 		if int(sid) >= len(s.series) {
 			return fmt.Errorf("chunk of unknown series %d", sid)
 		}
@@ -214,6 +268,7 @@ func (s *Store) applyTxn(batch []crmpulse.Record) ([]crmpulse.Event, error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	st := s.newStaging(txn)
+	seq := s.nextSeq
 	var fresh []crmpulse.Event
 	inBatch := make(map[string]struct{}, len(batch))
 	last, moved := committed, false
@@ -239,17 +294,27 @@ func (s *Store) applyTxn(batch []crmpulse.Record) ([]crmpulse.Event, error) {
 	if !moved {
 		return nil, nil
 	}
-	if err := st.flush(); err != nil {
+	if err := st.flush(seq); err != nil {
 		return nil, err
 	}
 	if err := commit(txn, part, last); err != nil {
 		return nil, err
+	}
+	if len(st.ops) > 0 {
+		s.journals = append(s.journals, journal{seq, st.ops})
+		s.journaled += len(st.ops)
+		s.nextSeq++
 	}
 
 	s.mu.Lock()
 	st.publish()
 	s.positions[part] = last
 	s.mu.Unlock()
+	if s.journaled >= foldOps {
+		if err := s.fold(); err != nil {
+			return nil, err
+		}
+	}
 	return fresh, nil
 }
 
@@ -275,13 +340,30 @@ func txKey(e *crmpulse.Event, key string) []byte {
 
 func sortableTime(ns int64) uint64 { return uint64(ns) ^ (1 << 63) }
 
-// encodeEvent is the transaction index's value.
-func encodeEvent(e *crmpulse.Event) ([]byte, error) {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	return data, nil
+// ErrOldState is returned by Open for a state written before records'
+// touch histories were kept in one key. It is not converted: move the
+// state directory aside and restart, and the workers rebuild it from the
+// log.
+var ErrOldState = errors.New("state written by an older crmpulse: move it aside to rebuild it from the log")
+
+// formatKey marks a state in the current format; the older one had none.
+var formatKey = []byte("\x00aggregate/format/2")
+
+// checkFormat marks a new state as the current format, and refuses an
+// older one.
+func (s *Store) checkFormat() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		_, err := txn.Get(formatKey)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		case len(s.series) > 0:
+			return ErrOldState
+		}
+		return txn.Set(formatKey, nil)
+	})
 }
 
 var errCorrupt = errors.New("corrupt state")

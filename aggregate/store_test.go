@@ -28,7 +28,7 @@ func (p people) Resolve(source, user string) (string, bool) {
 
 func openStore(t *testing.T, dir string) (*Store, func()) {
 	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	db, err := badger.Open(BadgerOptions(dir))
 	if err != nil {
 		t.Fatal(err)
 	}

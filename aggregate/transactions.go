@@ -3,7 +3,6 @@ package aggregate
 import (
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -96,8 +95,11 @@ func (s *Store) scan(q Query, dir crmpulse.Directory, cursor string, visit func(
 			if binary.BigEndian.Uint64(k[1:9]) < fromKey {
 				break
 			}
+			if it.Item().ValueSize() == 0 {
+				continue // past the transactions' retention
+			}
 			var e crmpulse.Event
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+			if err := it.Item().Value(func(v []byte) error { return decodeEvent(v, &e) }); err != nil {
 				return fmt.Errorf("read transaction: %w", err)
 			}
 			if !q.Bounds.Contains(e.At) || !q.matchEvent(&e, dir, people) {

@@ -68,6 +68,14 @@ type Config struct {
 	// AlertInterval is the time between two evaluations of the alert
 	// rules.
 	AlertInterval time.Duration `koanf:"alert_interval"`
+	// RetentionDays is how many days events count in reports; older ones
+	// are deleted, and a late event older than that is refused. 0 keeps
+	// them forever.
+	RetentionDays int `koanf:"retention_days"`
+	// TransactionsRetentionDays is how many days the transaction list
+	// keeps each event's details; older events still count in reports
+	// (up to retention_days). 0 keeps them as long as the events.
+	TransactionsRetentionDays int `koanf:"transactions_retention_days"`
 	// TargetsFile is a CSV file or Excel workbook of activity goals, read
 	// at start and served at GET /v1/targets.
 	TargetsFile string `koanf:"targets_file"`
@@ -127,6 +135,8 @@ var defaults = map[string]any{
 	"log_level":                    "info",
 	"log_format":                   "text",
 	"targets_file":                 "",
+	"retention_days":               0,
+	"transactions_retention_days":  0,
 	"calendar.working_days":        []string{"mon", "tue", "wed", "thu", "fri"},
 	"calendar.working_hours":       "09:00-17:00",
 	"calendar.holidays":            []string{},
@@ -253,6 +263,10 @@ func (c *Config) Validate() error {
 	}
 	if c.AlertInterval <= 0 {
 		return fmt.Errorf("config alert_interval: %v must be a positive duration such as 30s", c.AlertInterval)
+	}
+	if c.RetentionDays < 0 || c.TransactionsRetentionDays < 0 {
+		return fmt.Errorf("config retention_days, transactions_retention_days: %d, %d must be 0 (forever) or more",
+			c.RetentionDays, c.TransactionsRetentionDays)
 	}
 	if err := c.Alerts.validate(); err != nil {
 		return err

@@ -99,7 +99,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	defer ns.Shutdown()
 	defer nc.Close()
 
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(cfg.Data, "state")).WithLogger(nil))
+	db, err := badger.Open(aggregate.BadgerOptions(filepath.Join(cfg.Data, "state")))
 	if err != nil {
 		return fmt.Errorf("open state in %s: %w", cfg.Data, err)
 	}
@@ -108,6 +108,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	if err != nil {
 		return err
 	}
+	store.SetRetention(aggregate.RetentionDays(cfg.RetentionDays, cfg.TransactionsRetentionDays))
 	dir, err := directory.Open(db, logger)
 	if err != nil {
 		return err
@@ -215,6 +216,9 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 		wg.Go(func() { evaluator.Run(workerCtx) })
 	}
 	runReaders(workerCtx, &wg, readers, logger)
+	if cfg.RetentionDays > 0 || cfg.TransactionsRetentionDays > 0 {
+		wg.Go(func() { store.RunRetention(workerCtx, time.Hour) })
+	}
 	if cfg.Demo {
 		wg.Go(func() {
 			if err := demo.Run(workerCtx, evlog, dir, cfg.Location(), logger); err != nil && !errors.Is(err, context.Canceled) {

@@ -1,0 +1,185 @@
+package aggregate
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Each Apply transaction writes its changes to the columns as one journal
+// entry instead of rewriting the day chunks it touches: one key per
+// transaction rather than one per (series, day). Once foldOps changes are
+// journaled, fold rewrites the chunks they touch and deletes the entries,
+// in one Badger transaction, so a day's chunk is rewritten once per fold
+// rather than once per Apply transaction. Open loads the chunks, then
+// replays the entries left.
+
+// foldOps is how many journaled changes wait before a fold; tests lower it.
+var foldOps = 20_000
+
+const opSize = 17
+
+func journalKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixJournal}, seq)
+}
+
+// encodeOps packs ops: series (4 bytes), action (1), stamp (4), previous
+// (4) and next touch (4).
+func encodeOps(ops []op) []byte {
+	b := make([]byte, 0, len(ops)*opSize)
+	for _, o := range ops {
+		b = binary.BigEndian.AppendUint32(b, o.sid)
+		b = append(b, byte(o.action))
+		b = binary.BigEndian.AppendUint32(b, o.t)
+		b = binary.BigEndian.AppendUint32(b, o.prev)
+		b = binary.BigEndian.AppendUint32(b, o.next)
+	}
+	return b
+}
+
+func decodeOps(b []byte, series int) ([]op, error) {
+	if len(b)%opSize != 0 {
+		return nil, fmt.Errorf("journal of %d bytes: %w", len(b), errCorrupt)
+	}
+	out := make([]op, len(b)/opSize)
+	for i := range out {
+		c := b[i*opSize:]
+		o := op{sid: binary.BigEndian.Uint32(c), action: int8(c[4]), t: binary.BigEndian.Uint32(c[5:]),
+			prev: binary.BigEndian.Uint32(c[9:]), next: binary.BigEndian.Uint32(c[13:])}
+		if int(o.sid) >= series || o.action < 0 || o.action > 3 {
+			return nil, fmt.Errorf("journal op %+v: %w", o, errCorrupt)
+		}
+		out[i] = o
+	}
+	return out, nil
+}
+
+// journal is one entry not folded yet.
+type journal struct {
+	seq uint64
+	ops []op
+}
+
+// loadJournals replays the entries left after the last fold onto the
+// columns loaded from the chunks, and keeps them for the next fold.
+func (s *Store) loadJournals(txn *badger.Txn) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixJournal}, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		seq := binary.BigEndian.Uint64(it.Item().Key()[1:])
+		var ops []op
+		err := it.Item().Value(func(v []byte) error {
+			var err error
+			ops, err = decodeOps(v, len(s.series))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		s.applyOps(ops)
+		s.journals = append(s.journals, journal{seq, ops})
+		s.journaled += len(ops)
+		s.nextSeq = seq + 1
+	}
+	return nil
+}
+
+// fold writes the journaled changes into the day chunks and deletes the
+// entries. A transaction holds whole entries only, so a crash leaves each
+// entry either journaled or folded; a fold too big for one transaction is
+// split. The caller holds applyMu.
+func (s *Store) fold() error {
+	return s.foldEntries(s.journals)
+}
+
+func (s *Store) foldEntries(entries []journal) error {
+	err := s.foldTxn(entries)
+	if errors.Is(err, badger.ErrTxnTooBig) && len(entries) > 1 {
+		half := len(entries) / 2
+		if err := s.foldEntries(entries[:half]); err != nil {
+			return err
+		}
+		return s.foldEntries(entries[half:])
+	}
+	return err
+}
+
+func (s *Store) foldTxn(entries []journal) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	f := folding{txn: txn, chunks: map[string]chunk{}}
+	for _, j := range entries {
+		for _, o := range j.ops {
+			if err := f.add(o); err != nil {
+				return err
+			}
+		}
+	}
+	for k, c := range f.chunks {
+		if err := txn.Set([]byte(k), c); err != nil {
+			return fmt.Errorf("stage chunk: %w", err)
+		}
+	}
+	for _, j := range entries {
+		if err := txn.Delete(journalKey(j.seq)); err != nil {
+			return fmt.Errorf("stage journal deletion: %w", err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("commit fold: %w", err)
+	}
+	// Entries fold in order: the ones just folded lead the list.
+	for _, j := range entries {
+		s.journaled -= len(j.ops)
+	}
+	s.journals = s.journals[len(entries):]
+	return nil
+}
+
+// folding is one fold transaction being built: the chunks it rewrites,
+// kept until all its entries are in.
+type folding struct {
+	txn    *badger.Txn
+	chunks map[string]chunk // chunk key -> new contents
+}
+
+// add puts o's event into its day chunk and, for a late touch, moves the
+// next touch's previous touch to it.
+func (f *folding) add(o op) error {
+	c, key, err := f.chunk(o.sid, o.t)
+	if err != nil {
+		return err
+	}
+	f.chunks[key] = c.insert(entry{t: o.t, prev: o.prev, action: uint8(o.action)})
+	if o.next == 0 {
+		return nil
+	}
+	c, key, err = f.chunk(o.sid, o.next)
+	if err != nil {
+		return err
+	}
+	if !c.setPrev(o.next, o.prev, o.t) {
+		return fmt.Errorf("series %d: no touch at %d after %d: %w", o.sid, o.next, o.prev, errCorrupt)
+	}
+	f.chunks[key] = c
+	return nil
+}
+
+// chunk returns the current contents of the chunk holding stamp t.
+func (f *folding) chunk(sid, t uint32) (chunk, string, error) {
+	key := string(chunkKey(sid, t))
+	if c, ok := f.chunks[key]; ok {
+		return c, key, nil
+	}
+	item, err := f.txn.Get([]byte(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, key, nil
+	}
+	if err != nil {
+		return nil, key, fmt.Errorf("read chunk: %w", err)
+	}
+	v, err := item.ValueCopy(nil)
+	return chunk(v), key, err
+}

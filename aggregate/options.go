@@ -1,0 +1,21 @@
+package aggregate
+
+import "github.com/dgraph-io/badger/v4"
+
+// BadgerOptions returns the options of the state's Badger database in dir,
+// sized for a small machine: the report columns live in the Go heap, so
+// Badger keeps small memtables and caches rather than its defaults (five
+// 64 MiB memtables, a 256 MiB block cache, every table index in memory).
+// Every process that opens the state uses these.
+func BadgerOptions(dir string) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(nil).
+		// A transaction may hold 15% of a memtable: 2.4 MiB, several
+		// times an Apply transaction of maxTxnRecords events.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(3).
+		WithBlockCacheSize(32 << 20).
+		// Table indexes and bloom filters are cached, not all held.
+		WithIndexCacheSize(32 << 20).
+		WithNumCompactors(2)
+}

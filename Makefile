@@ -61,6 +61,7 @@ screenshots-all:
 # few minutes; every size is a BENCH_* variable (bench/config.go).
 bench:
 	go run ./bench/cmd/crmpulse-bench
+	go run ./bench/cluster $(if $(BENCH_SHORT),-events 50000 -restore 200000,)
 
 # Benchmarks of the state: Apply, and Report over 1,000 people with
 # CRMPULSE_BENCH_EVENTS events (default 1,000,000); see

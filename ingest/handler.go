@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +33,12 @@ type Handler struct {
 	refused  *prometheus.CounterVec
 	ignored  *prometheus.CounterVec
 	gaps     *prometheus.CounterVec
+	dead     *prometheus.CounterVec
 }
+
+// appendTimeout bounds how long a request waits for the log; the sender
+// then gets a 503 and retries, which counts nothing twice.
+const appendTimeout = 30 * time.Second
 
 // NewHandler returns a handler that appends to log, with the given hooks
 // by name. Its metrics are registered with reg.
@@ -51,11 +57,14 @@ func NewHandler(log crmpulse.Log, hooks []Hook, reg prometheus.Registerer, logge
 		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmpulse_source_gaps_total", Help: "Changes a source reported lost without naming records.",
 		}, []string{"route", "type"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmpulse_dead_letters_total", Help: "Parts of accepted deliveries that could not be decoded, stored with the reason.",
+		}, []string{"route"}),
 	}
 	for _, hk := range hooks {
 		h.hooks[hk.Name()] = hk
 	}
-	reg.MustRegister(h.accepted, h.refused, h.ignored, h.gaps)
+	reg.MustRegister(h.accepted, h.refused, h.ignored, h.gaps, h.dead)
 	return h
 }
 
@@ -82,7 +91,7 @@ func (h *Handler) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, "events", err)
 		return
 	}
-	partial := r.URL.Query().Get("partial") == "true"
+	partial, _ := strconv.ParseBool(r.URL.Query().Get("partial"))
 	if len(errs) > 0 && !partial {
 		h.refused.WithLabelValues("events", "422").Inc()
 		problem.Write(w, http.StatusUnprocessableEntity,
@@ -166,7 +175,7 @@ type DeadLetterLog interface {
 func (h *Handler) deadLetters(ctx context.Context, route string, dls []DeadLetter) error {
 	store, ok := h.log.(DeadLetterLog)
 	for _, dl := range dls {
-		h.ignored.WithLabelValues(route, "dead_letter").Inc()
+		h.dead.WithLabelValues(route).Inc()
 		h.logger.Warn("part of a delivery not decoded", "source", route, "reason", dl.Reason)
 		if !ok {
 			continue
@@ -208,7 +217,7 @@ func (h *Handler) append(ctx context.Context, route string, events []crmpulse.Ev
 	if len(events) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, appendTimeout)
 	defer cancel()
 	if err := h.log.Append(ctx, events); err != nil {
 		h.logger.Error("append to log failed", "source", route, "events", len(events), "err", err)

@@ -29,6 +29,14 @@ const (
 	clientQueue = 256
 	// viewIdle is how long a view without clients is kept for resumes.
 	viewIdle = 5 * time.Minute
+	// pingEvery is how often a quiet connection is pinged; writeWait bounds
+	// each write, so a stalled client is cut off rather than waited for.
+	pingEvery = 30 * time.Second
+	writeWait = 10 * time.Second
+	// resyncWait bounds the last message to a client being dropped.
+	resyncWait = time.Second
+	// maxClientMessage bounds what a client may send (a subscribe).
+	maxClientMessage = 64 << 10
 )
 
 // Hub keeps the live views and their websocket clients. Every client of the
@@ -318,7 +326,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	inView, release := h.srv.displayLive(r, conn)
 	defer release()
 
-	conn.SetReadLimit(64 << 10)
+	conn.SetReadLimit(maxClientMessage)
 	alive := keepAlive(conn)
 	var current *view
 	defer func() {
@@ -388,26 +396,26 @@ func (c *client) send(data []byte) {
 }
 
 func (c *client) write() {
-	ping := time.NewTicker(30 * time.Second)
+	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	for {
 		var data []byte
 		select {
 		case data = <-c.out:
 		case <-c.dropped:
-			c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+			c.conn.SetWriteDeadline(time.Now().Add(resyncWait))
 			c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"resync"}`))
 			c.close()
 			return
 		case <-ping.C:
-			c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			c.conn.SetWriteDeadline(time.Now().Add(writeWait))
 			if c.conn.WriteMessage(websocket.PingMessage, nil) != nil {
 				c.close()
 				return
 			}
 			continue
 		}
-		c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		c.conn.SetWriteDeadline(time.Now().Add(writeWait))
 		if err := c.conn.WriteMessage(websocket.TextMessage, data); err != nil {
 			c.close()
 			return

@@ -67,7 +67,10 @@ func StartServer(ctx context.Context, bin, work, name string) (*Server, error) {
 	defer logs.Close()
 	s.cmd = exec.Command(bin, "serve", "--data", s.Data, "--addr", strings.TrimPrefix(s.URL, "http://"))
 	s.cmd.Env = append(os.Environ(), "CRMPULSE_HUBSPOT_SECRET="+hubspotSecret,
-		"CRMPULSE_PUBLIC_URL="+s.URL, "CRMPULSE_PPROF_ADDR="+strings.TrimPrefix(s.Pprof, "http://"))
+		"CRMPULSE_PUBLIC_URL="+s.URL, "CRMPULSE_PPROF_ADDR="+strings.TrimPrefix(s.Pprof, "http://"),
+		// Every sender is on one loopback address, where HubSpot sends
+		// from many: the per-address limit would measure itself.
+		"CRMPULSE_LIMITS_HOOK_RPS=0")
 	s.cmd.Stderr = logs
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -85,22 +84,8 @@ func runIngest(ctx context.Context, cfg *config.Config, stdout io.Writer) error 
 		}
 	}()
 	logger.Info("ingest started", "addr", ln.Addr().String(), "log", logName)
-	scheme := "http"
-	if cfg.TLS() {
-		scheme = "https"
-	}
-	fmt.Fprintf(stdout, "crmpulse ingest is listening on %s://%s\n", scheme, ln.Addr())
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-failed:
-	}
-	logger.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	httpSrv.Shutdown(shutCtx)
-	return runErr
+	announce(stdout, cfg, "crmpulse ingest is listening on %s", ln.Addr())
+	return untilDone(ctx, httpSrv, failed, func() {}, logger)
 }
 
 // shareTopic tells the web nodes how many partitions the topic has.

@@ -234,24 +234,8 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	logger.Info("started", "addr", cfg.Addr, "data", cfg.Data, "log", logName,
 		"durability", cfg.Durability, "events", store.Events())
 	logAccess(cfg, logger)
-	scheme := "http"
-	if cfg.TLS() {
-		scheme = "https"
-	}
-	fmt.Fprintf(stdout, "crmpulse is running: open %s://%s/ in a browser\n", scheme, ln.Addr())
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-failed:
-	}
-	logger.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	httpSrv.Shutdown(shutCtx)
-	stopWorker()
-	wg.Wait()
-	return runErr
+	announce(stdout, cfg, "crmpulse is running: open %s/ in a browser", ln.Addr())
+	return untilDone(ctx, httpSrv, failed, func() { stopWorker(); wg.Wait() }, logger)
 }
 
 // endedLog is a log that tells where each partition ends; both backends do.

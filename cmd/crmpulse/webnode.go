@@ -143,24 +143,8 @@ func runWeb(ctx context.Context, cfg *config.Config, timeout time.Duration, stdo
 	}()
 	logger.Info("web started", "addr", ln.Addr().String(), "nats", cfg.NATS, "partitions", client.Partitions())
 	logAccess(cfg, logger)
-	scheme := "http"
-	if cfg.TLS() {
-		scheme = "https"
-	}
-	fmt.Fprintf(stdout, "crmpulse is running: open %s://%s/ in a browser\n", scheme, ln.Addr())
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-failed:
-	}
-	logger.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	httpSrv.Shutdown(shutCtx)
-	stopNode()
-	wg.Wait()
-	return runErr
+	announce(stdout, cfg, "crmpulse is running: open %s/ in a browser", ln.Addr())
+	return untilDone(ctx, httpSrv, failed, func() { stopNode(); wg.Wait() }, logger)
 }
 
 // tick moves the live views' periods along.

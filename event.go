@@ -147,9 +147,12 @@ func (e *Event) Validate(now time.Time) []FieldError {
 	} else if e.Action.Index() < 0 {
 		bad("action", "must be one of created, updated, deleted, restored")
 	}
-	if e.At.IsZero() {
+	switch {
+	case e.At.IsZero():
 		bad("at", "required")
-	} else if e.At.After(now.Add(MaxFutureSkew)) {
+	case e.At.Year() < 1970 || e.At.Year() > 9999:
+		bad("at", "must be between 1970 and 9999")
+	case e.At.After(now.Add(MaxFutureSkew)):
 		bad("at", "more than five minutes in the future")
 	}
 	for name, v := range map[string]string{"id": e.ID, "tenant": e.Tenant, "source": e.Source, "user": e.User} {

@@ -60,8 +60,8 @@ func splitItems(body []byte) ([]json.RawMessage, error) {
 		if len(text) == 0 {
 			continue
 		}
-		if !json.Valid(text) {
-			return nil, BadRequest("line %d is not JSON: send a JSON array of events or one JSON object a line", line)
+		if text[0] != '{' || !json.Valid(text) {
+			return nil, BadRequest("line %d is not a JSON object: send a JSON array of events or one JSON object a line", line)
 		}
 		items = append(items, json.RawMessage(bytes.Clone(text)))
 	}
@@ -105,8 +105,11 @@ func decodeEvent(raw json.RawMessage, now time.Time) (crmpulse.Event, []crmpulse
 	}
 	if at != "" {
 		t, err := time.Parse(time.RFC3339Nano, at)
-		if err != nil {
+		switch {
+		case err != nil:
 			errs = append(errs, crmpulse.FieldError{Field: "at", Detail: fmt.Sprintf("%q is not an RFC 3339 time", at)})
+		case t.IsZero():
+			errs = append(errs, crmpulse.FieldError{Field: "at", Detail: "must be between 1970 and 9999"})
 		}
 		e.At = t
 	}

@@ -66,3 +66,16 @@ func FuzzDecodeEvents(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeEventsRefusesWhatIsNoEvent(t *testing.T) {
+	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	for _, body := range []string{"null", "17", "\"x\"", "{}\nnull\n"} {
+		if _, _, _, err := DecodeEvents([]byte(body), now); err == nil {
+			t.Errorf("body %q was read as events, want a 400", body)
+		}
+	}
+	_, _, errs, err := DecodeEvents([]byte(`[{"user":"u","entity":"lead","record":"1","action":"created","at":"0001-01-01T00:00:00Z"}]`), now)
+	if err != nil || len(errs) != 1 || errs[0].Detail != "must be between 1970 and 9999" {
+		t.Errorf("a year-1 time gave %v, %v; want one error naming the range", errs, err)
+	}
+}

@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	"github.com/crmpulse/crmpulse"
 	"github.com/crmpulse/crmpulse/config"
+	"github.com/crmpulse/crmpulse/web"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // shutdownWait bounds how long in-flight requests may finish after the
@@ -44,4 +50,27 @@ func untilDone(ctx context.Context, srv shuttable, failed <-chan error, stop fun
 	srv.Shutdown(shutCtx)
 	stop()
 	return runErr
+}
+
+// newRegistry returns the process's metrics registry, with the Go runtime's
+// and the process's own collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// subscribeDeltas hands the events the workers publish after each commit
+// to the hub, which pushes them to its websocket clients.
+func subscribeDeltas(nc *nats.Conn, hub *web.Hub) (func(), error) {
+	sub, err := nc.Subscribe(crmpulse.DeltaSubject, func(m *nats.Msg) {
+		var events []crmpulse.Event
+		if err := json.Unmarshal(m.Data, &events); err == nil {
+			hub.Publish(events)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to deltas: %w", err)
+	}
+	return func() { sub.Unsubscribe() }, nil
 }

@@ -19,8 +19,6 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/crmpulse/crmpulse"
@@ -119,20 +117,14 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	}
 	defer evlog.Close()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	reg.MustRegister(store.Collectors()...)
 	hub := web.NewHub(reg, logger)
-	sub, err := nc.Subscribe(crmpulse.DeltaSubject, func(m *nats.Msg) {
-		var events []crmpulse.Event
-		if err := json.Unmarshal(m.Data, &events); err == nil {
-			hub.Publish(events)
-		}
-	})
+	unsubscribe, err := subscribeDeltas(nc, hub)
 	if err != nil {
-		return fmt.Errorf("subscribe to deltas: %w", err)
+		return err
 	}
-	defer sub.Unsubscribe()
+	defer unsubscribe()
 
 	// Sign-in, tokens, audit, limits and pipeline metrics (security.go).
 	sec, err := security(ctx, cfg, db, logger)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,9 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/crmpulse/crmpulse"
@@ -75,19 +71,13 @@ func runWeb(ctx context.Context, cfg *config.Config, timeout time.Duration, stdo
 	client := cluster.NewClient(cluster.ClientConfig{Conn: nc, Shared: shared,
 		Partitions: int32(cfg.KafkaPartitions), Timeout: timeout, Logger: logger})
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	hub := web.NewHub(reg, logger)
-	sub, err := nc.Subscribe(crmpulse.DeltaSubject, func(m *nats.Msg) {
-		var events []crmpulse.Event
-		if err := json.Unmarshal(m.Data, &events); err == nil {
-			hub.Publish(events)
-		}
-	})
+	unsubscribe, err := subscribeDeltas(nc, hub)
 	if err != nil {
-		return fmt.Errorf("subscribe to deltas: %w", err)
+		return err
 	}
-	defer sub.Unsubscribe()
+	defer unsubscribe()
 
 	sec, err := security(ctx, cfg, db, logger)
 	if err != nil {

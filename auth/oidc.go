@@ -34,9 +34,10 @@ func (c *OIDCConfig) Validate() error {
 	if c.Issuer == "" {
 		return nil
 	}
-	for key, val := range map[string]string{"client_id": c.ClientID, "redirect_url": c.RedirectURL} {
-		if val == "" {
-			return fmt.Errorf("config auth.oidc.%s: must be set with auth.oidc.issuer", key)
+	// In a fixed order, so that the same file always names the same key.
+	for _, kv := range [][2]string{{"client_id", c.ClientID}, {"redirect_url", c.RedirectURL}} {
+		if kv[1] == "" {
+			return fmt.Errorf("config auth.oidc.%s: must be set with auth.oidc.issuer", kv[0])
 		}
 	}
 	switch c.DefaultRole {

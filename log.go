@@ -5,7 +5,8 @@ import (
 	"errors"
 )
 
-// Record is an event at its position in the event log.
+// Record is an event at its position in the event log. The events of one
+// log message share its offset.
 type Record struct {
 	Partition int32
 	Offset    int64
@@ -18,7 +19,9 @@ type ResumeFunc func(partition int32) int64
 
 // BatchHandler applies a batch of records, all of one partition and in log
 // order. A consumer does not deliver the next batch of that partition until
-// the handler returns; an error stops the consumer.
+// the handler returns; an error stops the consumer. A batch holds every
+// record of each offset it holds, and a handler records an offset as
+// applied only with all of its records: resuming after it skips them all.
 type BatchHandler func(ctx context.Context, batch []Record) error
 
 // Log is the event log between ingest and the stream workers.

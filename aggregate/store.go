@@ -237,7 +237,7 @@ func (s *Store) Resume(partition int32) int64 {
 }
 
 // Apply applies a batch of records of one partition and returns the events
-// that were new. Records at or before the partition's committed position,
+// that were new. The records of one offset are applied together. Records at or before the partition's committed position,
 // and events whose identity was applied before, change nothing. The
 // position and the state are committed in one Badger transaction (one per
 // maxTxnRecords records), so a crash at any point leaves both as they were
@@ -246,17 +246,39 @@ func (s *Store) Apply(ctx context.Context, batch []crmpulse.Record) ([]crmpulse.
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	var fresh []crmpulse.Event
-	for start := 0; start < len(batch); start += maxTxnRecords {
+	for start := 0; start < len(batch); {
 		if err := ctx.Err(); err != nil {
 			return fresh, err
 		}
-		part, err := s.applyTxn(batch[start:min(start+maxTxnRecords, len(batch))])
+		end := txnEnd(batch, start)
+		part, err := s.applyTxn(batch[start:end])
 		if err != nil {
 			return fresh, err
 		}
 		fresh = append(fresh, part...)
+		start = end
 	}
 	return fresh, nil
+}
+
+// txnEnd returns where the transaction that starts at batch[start] ends:
+// after at most maxTxnRecords records, but never between two records of
+// one offset (the events of one log message), since the position it
+// commits says the whole message is applied. A message larger than
+// maxTxnRecords is one transaction.
+func txnEnd(batch []crmpulse.Record, start int) int {
+	end := min(start+maxTxnRecords, len(batch))
+	cut := end
+	for cut > start && cut < len(batch) && batch[cut].Offset == batch[cut-1].Offset {
+		cut--
+	}
+	if cut > start {
+		return cut
+	}
+	for end < len(batch) && batch[end].Offset == batch[end-1].Offset {
+		end++
+	}
+	return end
 }
 
 func (s *Store) applyTxn(batch []crmpulse.Record) ([]crmpulse.Event, error) {

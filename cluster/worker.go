@@ -225,8 +225,7 @@ func (w *Worker) apply(ctx context.Context, batch []crmpulse.Record) error {
 		if w.cfg.Applied != nil {
 			w.cfg.Applied(fresh)
 		}
-		data, _ := json.Marshal(fresh)
-		w.cfg.Conn.Publish(crmpulse.DeltaSubject, data)
+		w.cfg.Conn.Publish(crmpulse.DeltaSubject, stream.AppendBatch(nil, fresh))
 	}
 	return nil
 }

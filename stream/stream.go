@@ -31,23 +31,6 @@ const (
 	AttrTime        = "time"
 )
 
-// Envelope returns the CloudEvents attributes of e (without a binding's
-// prefix) and its data, the canonical event as JSON.
-func Envelope(e *crmpulse.Event) (map[string]string, []byte, error) {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode event: %w", err)
-	}
-	attrs := map[string]string{
-		AttrSpecVersion: SpecVersion,
-		AttrID:          e.Identity(),
-		AttrSource:      "/crmpulse/" + e.Source + "/" + e.Tenant,
-		AttrType:        EventType,
-		AttrTime:        e.At.UTC().Format(time.RFC3339Nano),
-	}
-	return attrs, data, nil
-}
-
 // Open reads an event from its CloudEvents attributes and data, as written
 // by Envelope or by another producer. The ce id wins over an id in the data;
 // a tenant or source missing from the data is taken from the ce source.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +34,7 @@ import (
 	"github.com/crmpulse/crmpulse/ingest/pipedrive"
 	"github.com/crmpulse/crmpulse/ingest/salesforce"
 	"github.com/crmpulse/crmpulse/ingest/zoho"
+	"github.com/crmpulse/crmpulse/stream"
 	"github.com/crmpulse/crmpulse/stream/jetstream"
 	"github.com/crmpulse/crmpulse/stream/kafka"
 	"github.com/crmpulse/crmpulse/web"
@@ -120,11 +120,6 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	reg := newRegistry()
 	reg.MustRegister(store.Collectors()...)
 	hub := web.NewHub(reg, logger)
-	unsubscribe, err := subscribeDeltas(nc, hub)
-	if err != nil {
-		return err
-	}
-	defer unsubscribe()
 
 	// Sign-in, tokens, audit, limits and pipeline metrics (security.go).
 	sec, err := security(ctx, cfg, db, logger)
@@ -180,10 +175,13 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	failed := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		// The hub is in this process: it takes the events as they are.
+		// Web nodes attached to the embedded server get them on the
+		// delta subject.
 		worker := aggregate.NewWorker(evlog, store, func(events []crmpulse.Event) {
 			pipeline.applied(events)
-			data, _ := json.Marshal(events)
-			nc.Publish(crmpulse.DeltaSubject, data)
+			hub.Publish(events)
+			nc.Publish(crmpulse.DeltaSubject, stream.AppendBatch(nil, events))
 		}, logger)
 		working.Store(true)
 		err := worker.Run(workerCtx)

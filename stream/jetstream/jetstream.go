@@ -40,14 +40,14 @@ type Log struct {
 	// Appends below the client's limit, so that a burst of requests waits
 	// for room instead of failing.
 	window *semaphore.Weighted
+	ids    *stream.BatchIDs
 }
 
-// Publish window: the client refuses more than maxPending unacknowledged
-// messages; Append publishes in chunks that each take their room at once.
+// maxPending is the most unacknowledged messages the client allows; the
+// publish window stays under it.
 const (
-	maxPending  = 8192
-	windowSize  = 8000
-	appendChunk = 1000
+	maxPending = 8192
+	windowSize = 8000
 )
 
 var _ crmpulse.Log = (*Log)(nil)
@@ -71,36 +71,26 @@ func Open(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Log, error)
 		}
 	}
 	return &Log{js: js, nc: nc, logger: logger.With("component", "jetstream"),
-		window: semaphore.NewWeighted(windowSize)}, nil
+		window: semaphore.NewWeighted(windowSize), ids: stream.NewBatchIDs()}, nil
 }
 
-// Append publishes the events and waits until JetStream has stored every
-// one of them. Under a burst it waits for room in the publish window.
+// Append publishes the events, in messages of stream.Split's runs, and
+// waits until JetStream has stored every one of them. Under a burst it
+// waits for room in the publish window.
 func (l *Log) Append(ctx context.Context, events []crmpulse.Event) error {
-	for start := 0; start < len(events); start += appendChunk {
-		if err := l.appendChunk(ctx, events[start:min(start+appendChunk, len(events))]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (l *Log) appendChunk(ctx context.Context, events []crmpulse.Event) error {
-	// The whole chunk takes its room at once, so that concurrent Appends
-	// never each hold part of the window while waiting for the rest.
-	if err := l.window.Acquire(ctx, int64(len(events))); err != nil {
+	runs := stream.Split(events)
+	// The whole delivery takes its room at once, so that concurrent
+	// Appends never each hold part of the window while waiting for the
+	// rest.
+	if err := l.window.Acquire(ctx, int64(len(runs))); err != nil {
 		return err
 	}
-	defer l.window.Release(int64(len(events)))
-	futures := make([]jetstream.PubAckFuture, 0, len(events))
-	for i := range events {
-		msg, err := encode(&events[i])
+	defer l.window.Release(int64(len(runs)))
+	futures := make([]jetstream.PubAckFuture, 0, len(runs))
+	for _, run := range runs {
+		f, err := l.js.PublishMsgAsync(l.encode(run))
 		if err != nil {
-			return err
-		}
-		f, err := l.js.PublishMsgAsync(msg)
-		if err != nil {
-			return fmt.Errorf("publish event: %w", err)
+			return fmt.Errorf("publish events: %w", err)
 		}
 		futures = append(futures, f)
 	}
@@ -108,7 +98,7 @@ func (l *Log) appendChunk(ctx context.Context, events []crmpulse.Event) error {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return fmt.Errorf("publish event: %w", err)
+			return fmt.Errorf("publish events: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -116,22 +106,23 @@ func (l *Log) appendChunk(ctx context.Context, events []crmpulse.Event) error {
 	return nil
 }
 
-func encode(e *crmpulse.Event) (*nats.Msg, error) {
-	attrs, data, err := stream.Envelope(e)
-	if err != nil {
-		return nil, err
-	}
+// encode puts events in one message: a CloudEvents batch in binary content
+// mode.
+func (l *Log) encode(events []crmpulse.Event) *nats.Msg {
 	msg := nats.NewMsg(EventsSubject)
-	for k, v := range attrs {
+	for k, v := range stream.BatchEnvelope(l.ids.Next(), time.Now()) {
 		msg.Header.Set(headerPrefix+k, v)
 	}
 	msg.Header.Set("Content-Type", stream.ContentType)
-	msg.Data = data
-	return msg, nil
+	msg.Data = stream.AppendBatch(nil, events)
+	return msg
 }
 
 // Consume delivers the stream from the offset resume gives for partition 0,
-// in batches of what has arrived, up to 1,000 records.
+// in batches of the messages that have arrived, of up to maxBatch events
+// but for a single larger message. The events of one message share its
+// sequence as their offset. Messages are decoded as they arrive, while
+// the handler applies the batch before.
 func (l *Log) Consume(ctx context.Context, resume crmpulse.ResumeFunc, handle crmpulse.BatchHandler) error {
 	start := uint64(max(resume(0), 1))
 	cons, err := l.js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{
@@ -141,28 +132,29 @@ func (l *Log) Consume(ctx context.Context, resume crmpulse.ResumeFunc, handle cr
 	if err != nil {
 		return fmt.Errorf("create consumer: %w", err)
 	}
-	msgs := make(chan jetstream.Msg, 4096)
+	decoded := make(chan message, 64)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
-		case msgs <- m:
+		case decoded <- l.decode(m):
 		case <-ctx.Done():
 		}
 	},
-		jetstream.PullMaxMessages(2048))
+		// Bytes, not messages, bound what waits in the client: a batch
+		// message may be a thousand events.
+		jetstream.PullMaxBytes(pullBytes))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", EventsStream, err)
 	}
 	defer cc.Stop()
 	l.logger.Info("consuming", "partition", 0, "offset", start)
 
-	const maxBatch = 1000
 	batch := make([]crmpulse.Record, 0, maxBatch)
 	for {
 		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case m := <-msgs:
+		case m := <-decoded:
 			if batch, err = l.add(ctx, batch, m); err != nil {
 				return err
 			}
@@ -170,7 +162,7 @@ func (l *Log) Consume(ctx context.Context, resume crmpulse.ResumeFunc, handle cr
 	drain:
 		for len(batch) < maxBatch {
 			select {
-			case m := <-msgs:
+			case m := <-decoded:
 				if batch, err = l.add(ctx, batch, m); err != nil {
 					return err
 				}
@@ -187,20 +179,46 @@ func (l *Log) Consume(ctx context.Context, resume crmpulse.ResumeFunc, handle cr
 	}
 }
 
-// add decodes m onto batch, or sends it to the dead letters.
-// It fails only when ctx ends before a dead letter is stored: the batch must
-// then not be handled, or its position would pass a record that is nowhere.
-func (l *Log) add(ctx context.Context, batch []crmpulse.Record, m jetstream.Msg) ([]crmpulse.Record, error) {
+// Consumer bounds: the events handed to the handler at once, and the bytes
+// of messages fetched ahead of it.
+const (
+	maxBatch  = 2000
+	pullBytes = 4 << 20
+)
+
+// message is a log message as the consumer decoded it: its events, or why
+// they could not be read.
+type message struct {
+	msg    jetstream.Msg
+	seq    uint64
+	events []crmpulse.Event
+	err    error
+}
+
+func (l *Log) decode(m jetstream.Msg) message {
 	meta, err := m.Metadata()
 	if err != nil {
-		l.logger.Error("message without metadata", "err", err)
+		return message{msg: m, err: err}
+	}
+	events, err := stream.OpenMessage(func(name string) string { return m.Headers().Get(headerPrefix + name) }, m.Data())
+	return message{msg: m, seq: meta.Sequence.Stream, events: events, err: err}
+}
+
+// add puts m's events onto batch, or sends m to the dead letters.
+// It fails only when ctx ends before a dead letter is stored: the batch must
+// then not be handled, or its position would pass a record that is nowhere.
+func (l *Log) add(ctx context.Context, batch []crmpulse.Record, m message) ([]crmpulse.Record, error) {
+	switch {
+	case m.seq == 0:
+		l.logger.Error("message without metadata", "err", m.err)
 		return batch, nil
+	case m.err != nil:
+		return batch, l.deadLetter(ctx, m.msg, m.seq, m.err)
 	}
-	e, err := stream.Open(func(name string) string { return m.Headers().Get(headerPrefix + name) }, m.Data())
-	if err != nil {
-		return batch, l.deadLetter(ctx, m, meta.Sequence.Stream, err)
+	for _, e := range m.events {
+		batch = append(batch, crmpulse.Record{Partition: 0, Offset: int64(m.seq), Event: e})
 	}
-	return append(batch, crmpulse.Record{Partition: 0, Offset: int64(meta.Sequence.Stream), Event: e}), nil
+	return batch, nil
 }
 
 // deadLetter stores m with the reason, retrying until it is stored or ctx

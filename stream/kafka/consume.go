@@ -168,31 +168,34 @@ func (l *Log) poll(ctx context.Context, cl *kgo.Client, handle crmpulse.BatchHan
 }
 
 // decode turns records into a batch, and sends those it cannot decode to
-// the dead-letter topic.
+// the dead-letter topic. The events of one record share its offset.
 func (l *Log) decode(ctx context.Context, records []*kgo.Record) ([]crmpulse.Record, error) {
 	batch := make([]crmpulse.Record, 0, len(records))
 	for _, r := range records {
-		e, err := decodeRecord(r)
+		events, err := decodeRecord(r)
 		if err != nil {
 			if err := l.deadLetter(ctx, r, err); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		batch = append(batch, crmpulse.Record{Partition: r.Partition, Offset: r.Offset, Event: e})
+		for _, e := range events {
+			batch = append(batch, crmpulse.Record{Partition: r.Partition, Offset: r.Offset, Event: e})
+		}
 	}
 	return batch, nil
 }
 
-// decodeRecord reads an event written in CloudEvents binary content mode.
-func decodeRecord(r *kgo.Record) (crmpulse.Event, error) {
+// decodeRecord reads the events of a record in CloudEvents binary content
+// mode: a batch, or a single event.
+func decodeRecord(r *kgo.Record) ([]crmpulse.Event, error) {
 	if ct := header(r, HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != stream.ContentType {
-			return crmpulse.Event{}, fmt.Errorf("content-type %q, want %s in binary content mode", ct, stream.ContentType)
+			return nil, fmt.Errorf("content-type %q, want %s in binary content mode", ct, stream.ContentType)
 		}
 	}
-	return stream.Open(func(name string) string { return header(r, headerPrefix+name) }, r.Value)
+	return stream.OpenMessage(func(name string) string { return header(r, headerPrefix+name) }, r.Value)
 }
 
 // header returns the last value of the header key, or "".

@@ -99,6 +99,13 @@ type Log struct {
 	client *kgo.Client
 	logger *slog.Logger
 	closed atomic.Bool
+	ids    *stream.BatchIDs
+	// parts is the event topic's partition count when the log opened.
+	//
+	// TODO(kafka): partitions added to the topic later are not used by
+	// Append until the log is opened again; Kafka moves keys between
+	// partitions then anyway.
+	parts int32
 }
 
 var _ stream.GroupLog = (*Log)(nil)
@@ -125,8 +132,13 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open kafka client: %w", err)
 	}
-	l := &Log{cfg: cfg, opts: opts, client: client, logger: cfg.Logger.With("component", "kafka")}
+	l := &Log{cfg: cfg, opts: opts, client: client, logger: cfg.Logger.With("component", "kafka"),
+		ids: stream.NewBatchIDs()}
 	if err := l.createTopics(ctx); err != nil {
+		client.Close()
+		return nil, err
+	}
+	if l.parts, err = l.partitions(ctx); err != nil {
 		client.Close()
 		return nil, err
 	}
@@ -207,16 +219,16 @@ func (l *Log) createTopics(ctx context.Context) error {
 }
 
 // Append produces the events and returns once every in-sync replica has
-// acknowledged each of them. On an error some events may have been stored;
-// the caller may retry the whole batch.
+// acknowledged each of them. The events of one partition go in batch
+// records (stream.BatchType) keyed by the first event's key, so that each
+// lands where its events would have landed one by one. On an error some
+// events may have been stored; the caller may retry the whole batch.
 func (l *Log) Append(ctx context.Context, events []crmpulse.Event) error {
-	records := make([]*kgo.Record, len(events))
-	for i := range events {
-		r, err := encode(&events[i])
-		if err != nil {
-			return err
+	var records []*kgo.Record
+	for _, group := range l.byPartition(events) {
+		for _, run := range stream.Split(group) {
+			records = append(records, l.encode(run))
 		}
-		records[i] = r
 	}
 	if err := l.client.ProduceSync(ctx, records...).FirstErr(); err != nil {
 		if errors.Is(err, kgo.ErrClientClosed) {
@@ -227,19 +239,39 @@ func (l *Log) Append(ctx context.Context, events []crmpulse.Event) error {
 	return nil
 }
 
-// encode puts e in a record in CloudEvents binary content mode.
-func encode(e *crmpulse.Event) (*kgo.Record, error) {
-	attrs, data, err := stream.Envelope(e)
-	if err != nil {
-		return nil, err
+// byPartition groups events by the partition of their key, keeping their
+// order within each group.
+func (l *Log) byPartition(events []crmpulse.Event) [][]crmpulse.Event {
+	if l.parts <= 1 {
+		return [][]crmpulse.Event{events}
 	}
-	r := &kgo.Record{Key: []byte(stream.PartitionKey(e)), Value: data}
+	groups := map[int32][]crmpulse.Event{}
+	var order []int32
+	for i := range events {
+		p := Partition(stream.PartitionKey(&events[i]), l.parts)
+		if _, ok := groups[p]; !ok {
+			order = append(order, p)
+		}
+		groups[p] = append(groups[p], events[i])
+	}
+	out := make([][]crmpulse.Event, 0, len(order))
+	for _, p := range order {
+		out = append(out, groups[p])
+	}
+	return out
+}
+
+// encode puts events of one partition in a record: a CloudEvents batch in
+// binary content mode.
+func (l *Log) encode(events []crmpulse.Event) *kgo.Record {
+	r := &kgo.Record{Key: []byte(stream.PartitionKey(&events[0])), Value: stream.AppendBatch(nil, events)}
+	attrs := stream.BatchEnvelope(l.ids.Next(), time.Now())
 	r.Headers = make([]kgo.RecordHeader, 0, len(attrs)+1)
 	for _, name := range attrOrder {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: headerPrefix + name, Value: []byte(attrs[name])})
 	}
 	r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderContentType, Value: []byte(stream.ContentType)})
-	return r, nil
+	return r
 }
 
 // attrOrder fixes the order of the ce_ headers, so records read the same

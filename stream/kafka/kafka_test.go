@@ -90,38 +90,63 @@ func readTopic(ctx context.Context, t *testing.T, cfg Config, topic string, n in
 }
 
 // TestRecordFormat checks what Append writes, as the README documents it
-// for other consumers.
+// for other consumers: one batch record per partition of the delivery,
+// keyed by its first event's key and in that key's partition, holding the
+// partition's events in order.
 func TestRecordFormat(t *testing.T) {
 	cfg := Config{Brokers: startCluster(t)}
-	e := crmpulse.Event{
-		ID: "evt-1", Tenant: "acme", Source: "api", User: "u-17", Entity: "lead",
-		Record: "L-1", Action: crmpulse.Created, At: time.Date(2025, 3, 1, 9, 30, 0, 0, time.UTC),
+	at := time.Date(2025, 3, 1, 9, 30, 0, 0, time.UTC)
+	event := func(id, user string) crmpulse.Event {
+		return crmpulse.Event{ID: id, Tenant: "acme", Source: "api", User: user, Entity: "lead",
+			Record: "L-1", Action: crmpulse.Created, At: at}
 	}
-	if err := openLog(t, cfg).Append(t.Context(), []crmpulse.Event{e}); err != nil {
+	// u-17 and u-3 hash to different partitions of twelve.
+	events := []crmpulse.Event{event("evt-1", "u-17"), event("evt-2", "u-3"), event("evt-3", "u-17")}
+	if Partition("acme\x00api\x00u-17", DefaultPartitions) == Partition("acme\x00api\x00u-3", DefaultPartitions) {
+		t.Fatal("the test's users share a partition; pick others")
+	}
+	if err := openLog(t, cfg).Append(t.Context(), events); err != nil {
 		t.Fatalf("Append: %v", err)
 	}
-	r := readTopic(t.Context(), t, cfg, DefaultTopic, 1)[0]
+	records := readTopic(t.Context(), t, cfg, DefaultTopic, 2)
 
-	if got, want := string(r.Key), "acme\x00api\x00u-17"; got != want {
-		t.Errorf("key = %q, want %q", got, want)
+	wantValues := map[string]string{
+		"acme\x00api\x00u-17": "[" + canonicalJSON(t, events[0]) + "," + canonicalJSON(t, events[2]) + "]",
+		"acme\x00api\x00u-3":  "[" + canonicalJSON(t, events[1]) + "]",
 	}
-	if got, want := r.Partition, Partition(string(r.Key), DefaultPartitions); got != want {
-		t.Errorf("partition = %d, want %d", got, want)
+	ids := map[string]bool{}
+	for _, r := range records {
+		want, ok := wantValues[string(r.Key)]
+		if !ok {
+			t.Errorf("record with key %q, want one of the events' keys", r.Key)
+			continue
+		}
+		if got, want := r.Partition, Partition(string(r.Key), DefaultPartitions); got != want {
+			t.Errorf("key %q: partition = %d, want %d", r.Key, got, want)
+		}
+		if got := string(r.Value); got != want {
+			t.Errorf("key %q: value = %s, want %s", r.Key, got, want)
+		}
+		headers := map[string]string{}
+		for _, h := range r.Headers {
+			headers[h.Key] = string(h.Value)
+		}
+		ids[headers["ce_id"]] = true
+		if _, err := time.Parse(time.RFC3339Nano, headers["ce_time"]); err != nil {
+			t.Errorf("ce_time: %v", err)
+		}
+		delete(headers, "ce_id")
+		delete(headers, "ce_time")
+		want = fmt.Sprint(map[string]string{
+			"ce_specversion": "1.0", "ce_source": "/crmpulse", "ce_type": "crmpulse.activity.batch",
+			"content-type": "application/json",
+		})
+		if got := fmt.Sprint(headers); got != want {
+			t.Errorf("headers but ce_id and ce_time = %s, want %s", got, want)
+		}
 	}
-	headers := map[string]string{}
-	for _, h := range r.Headers {
-		headers[h.Key] = string(h.Value)
-	}
-	want := map[string]string{
-		"ce_specversion": "1.0", "ce_id": "evt-1", "ce_source": "/crmpulse/api/acme",
-		"ce_type": "crmpulse.activity", "ce_time": "2025-03-01T09:30:00Z",
-		"content-type": "application/json",
-	}
-	if got, want := fmt.Sprint(headers), fmt.Sprint(want); got != want {
-		t.Errorf("headers = %s, want %s", got, want)
-	}
-	if got, want := string(r.Value), canonicalJSON(t, e); got != want {
-		t.Errorf("value = %s, want %s", got, want)
+	if len(ids) != 2 || ids[""] {
+		t.Errorf("ce_id values %v, want two different ones", ids)
 	}
 }
 

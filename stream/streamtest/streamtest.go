@@ -134,12 +134,15 @@ func testResume(t *testing.T, b Backend) {
 	ctx := testContext(t)
 	log := b.Open(t)
 	all := makeEvents("resume", 400, 9)
-	if err := log.Append(ctx, all[:300]); err != nil {
-		t.Fatalf("Append: %v", err)
+	// Deliveries of ten events: a log may keep each in one message.
+	for i := 0; i < 300; i += 10 {
+		if err := log.Append(ctx, all[i:i+10]); err != nil {
+			t.Fatalf("Append: %v", err)
+		}
 	}
 
-	// The first run applies 150 events and commits their positions, then
-	// crashes in the middle of a batch.
+	// The first run applies up to 150 events and commits their positions,
+	// then crashes in the middle of a batch.
 	w := newWorker()
 	crashCtx, crash := context.WithCancel(ctx)
 	w.crashAt, w.crash = 150, crash
@@ -149,8 +152,8 @@ func testResume(t *testing.T, b Backend) {
 	}
 	w.crash = nil
 	first := len(w.applied)
-	if first != w.crashAt {
-		t.Fatalf("first run applied %d events, want %d", first, w.crashAt)
+	if first == 0 || first > w.crashAt {
+		t.Fatalf("first run applied %d events, want 1 to %d", first, w.crashAt)
 	}
 
 	// More events arrive while the worker is down.

@@ -42,7 +42,13 @@ func (w *worker) handle(ctx context.Context, batch []crmpulse.Record) error {
 	defer w.signal()
 	crashing := w.crash != nil && len(w.applied)+len(batch) >= w.crashAt
 	if crashing {
-		batch = batch[:w.crashAt-len(w.applied)]
+		// The crash loses what was applied of a message whose records
+		// were not all applied, as a store's transaction would.
+		cut := w.crashAt - len(w.applied)
+		for cut > 0 && cut < len(batch) && batch[cut].Offset == batch[cut-1].Offset {
+			cut--
+		}
+		batch = batch[:cut]
 	}
 	for _, r := range batch {
 		w.applied = append(w.applied, r)

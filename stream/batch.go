@@ -1,0 +1,246 @@
+package stream
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/crmpulse/crmpulse"
+)
+
+// BatchType is the CloudEvents type of a log message that carries several
+// events: its data is a JSON array of canonical events, each with its
+// identity as its id. crmpulse writes every delivery this way, one message
+// per run of Split, so that the log stores and delivers a few large
+// messages instead of one per event; its readers take single events of
+// EventType from other producers as well.
+const BatchType = "crmpulse.activity.batch"
+
+// BatchSource is the CloudEvents source of a batch, which may hold events
+// of several tenants and sources.
+const BatchSource = "/crmpulse"
+
+// Bounds of one batch: a message stays far under the 1 MB that both NATS
+// and Kafka accept by default, and one batch is applied in a fraction of a
+// worker's transaction.
+const (
+	MaxBatchEvents = 1000
+	MaxBatchBytes  = 256 << 10
+)
+
+// Split cuts events into the runs that each go into one message: at most
+// MaxBatchEvents events and, but for a run of a single larger event, about
+// MaxBatchBytes of data.
+func Split(events []crmpulse.Event) [][]crmpulse.Event {
+	var runs [][]crmpulse.Event
+	start, bytes := 0, 0
+	for i := range events {
+		n := approxSize(&events[i])
+		if i > start && (i-start == MaxBatchEvents || bytes+n > MaxBatchBytes) {
+			runs = append(runs, events[start:i])
+			start, bytes = i, 0
+		}
+		bytes += n
+	}
+	if start < len(events) {
+		runs = append(runs, events[start:])
+	}
+	return runs
+}
+
+// approxSize is an upper bound of e's JSON but for escapes: the text of its
+// fields and the names and punctuation around them.
+func approxSize(e *crmpulse.Event) int {
+	n := 240 + len(e.ID) + len(e.Tenant) + len(e.Source) + len(e.User) + len(e.UserName) +
+		len(e.Entity) + len(e.Record) + len(e.RecordName) + len(e.Action) + len(e.Origin)
+	for _, f := range e.Fields {
+		n += len(f) + 3
+	}
+	return n
+}
+
+// AppendBatch appends events to b as a batch's data: a JSON array of the
+// canonical events, each with its identity as its id, so that a derived
+// identity travels with the event as the ce id does for a single one.
+func AppendBatch(b []byte, events []crmpulse.Event) []byte {
+	b = append(b, '[')
+	for i := range events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendEvent(b, &events[i])
+	}
+	return append(b, ']')
+}
+
+// appendEvent writes e as encoding/json would write crmpulse.Event, with
+// the identity as id: the same names, omissions and time format.
+func appendEvent(b []byte, e *crmpulse.Event) []byte {
+	b = appendField(b, `{"id":`, e.Identity())
+	b = appendField(b, `,"tenant":`, e.Tenant)
+	b = appendField(b, `,"source":`, e.Source)
+	b = appendField(b, `,"user":`, e.User)
+	if e.UserName != "" {
+		b = appendField(b, `,"user_name":`, e.UserName)
+	}
+	b = appendField(b, `,"entity":`, e.Entity)
+	b = appendField(b, `,"record":`, e.Record)
+	if e.RecordName != "" {
+		b = appendField(b, `,"record_name":`, e.RecordName)
+	}
+	b = appendField(b, `,"action":`, string(e.Action))
+	if len(e.Fields) > 0 {
+		b = append(b, `,"fields":[`...)
+		for i, f := range e.Fields {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, f)
+		}
+		b = append(b, ']')
+	}
+	b = appendTime(append(b, `,"at":`...), e.At)
+	if !e.Received.IsZero() {
+		b = appendTime(append(b, `,"received":`...), e.Received)
+	}
+	if e.Origin != "" {
+		b = appendField(b, `,"origin":`, e.Origin)
+	}
+	return append(b, '}')
+}
+
+func appendField(b []byte, name, value string) []byte {
+	return appendString(append(b, name...), value)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	return append(t.AppendFormat(b, time.RFC3339Nano), '"')
+}
+
+// appendString writes s as a JSON string as encoding/json does without its
+// HTML escaping: quotes, backslashes, control characters, U+2028 and
+// U+2029 escaped, and invalid UTF-8 replaced by U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, `\u00`...)
+				b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		var escape string
+		switch {
+		case r == utf8.RuneError && size == 1:
+			escape = `\ufffd`
+		case r == '\u2028':
+			escape = `\u2028`
+		case r == '\u2029':
+			escape = `\u2029`
+		}
+		i += size
+		if escape != "" {
+			b = append(b, s[start:i-size]...)
+			b = append(b, escape...)
+			start = i
+		}
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// OpenBatch reads the events of a batch's data. Every event must be valid
+// (as Open judges a single one): a batch is refused whole, naming the
+// first bad event, so that none of it is half applied.
+func OpenBatch(data []byte) ([]crmpulse.Event, error) {
+	var events []crmpulse.Event
+	if err := json.Unmarshal(data, &events); err != nil {
+		return nil, fmt.Errorf("decode batch data: %w", err)
+	}
+	now := time.Now()
+	for i := range events {
+		e := &events[i]
+		e.Normalize()
+		if errs := e.Validate(now); len(errs) > 0 {
+			return nil, fmt.Errorf("invalid event %d of the batch: %s %s", i, errs[0].Field, errs[0].Detail)
+		}
+	}
+	return events, nil
+}
+
+// OpenMessage reads the events of a log message: a batch of BatchType, or
+// a single event as Open reads it.
+func OpenMessage(attr func(name string) string, data []byte) ([]crmpulse.Event, error) {
+	if attr(AttrType) == BatchType {
+		if v := attr(AttrSpecVersion); v != "" && v != SpecVersion {
+			return nil, fmt.Errorf("unsupported cloudevents specversion %q", v)
+		}
+		return OpenBatch(data)
+	}
+	e, err := Open(attr, data)
+	if err != nil {
+		return nil, err
+	}
+	return []crmpulse.Event{e}, nil
+}
+
+// BatchEnvelope returns the CloudEvents attributes of a batch (without a
+// binding's prefix): id names the message, unique for its producer.
+func BatchEnvelope(id string, now time.Time) map[string]string {
+	return map[string]string{
+		AttrSpecVersion: SpecVersion,
+		AttrID:          id,
+		AttrSource:      BatchSource,
+		AttrType:        BatchType,
+		AttrTime:        now.UTC().Format(time.RFC3339Nano),
+	}
+}
+
+// BatchIDs numbers the batches of one producer: a prefix unique to the
+// process, then a counter. It is safe for concurrent use.
+type BatchIDs struct {
+	prefix string
+	next   atomic.Uint64
+}
+
+// NewBatchIDs returns batch ids that start with a random prefix, so that
+// two producers, or two runs of one, never share an id.
+func NewBatchIDs() *BatchIDs {
+	return &BatchIDs{prefix: rand.Text()[:16] + "-"}
+}
+
+// Next returns a new id.
+func (ids *BatchIDs) Next() string {
+	return ids.prefix + strconv.FormatUint(ids.next.Add(1), 10)
+}

@@ -1,0 +1,121 @@
+package stream
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crmpulse/crmpulse"
+)
+
+// jsonOf is what encoding/json writes for events, each with its identity
+// as its id, without HTML escaping: what AppendBatch must write.
+func jsonOf(t testing.TB, events []crmpulse.Event) string {
+	t.Helper()
+	withIDs := make([]crmpulse.Event, len(events))
+	for i, e := range events {
+		e.ID = e.Identity()
+		withIDs[i] = e
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(withIDs); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+func TestAppendBatchIsTheCanonicalJSON(t *testing.T) {
+	at := time.Date(2025, 3, 1, 9, 30, 0, 123_000_000, time.UTC)
+	tests := []struct {
+		name   string
+		events []crmpulse.Event
+	}{
+		{"empty", []crmpulse.Event{}},
+		{"minimal", []crmpulse.Event{{Tenant: "acme", Source: "api", Entity: "lead", Record: "L-1",
+			Action: crmpulse.Created, At: at}}},
+		{"every field", []crmpulse.Event{{ID: "evt-1", Tenant: "acme", Source: "hubspot", User: "u-1",
+			UserName: "Ann", Entity: "opportunity", Record: "O-9", RecordName: "Renewal",
+			Action: crmpulse.Updated, Fields: []string{"stage", "amount"}, At: at,
+			Received: at.Add(time.Second), Origin: "CRM_UI"}}},
+		{"hostile text", []crmpulse.Event{{ID: "a\"b\\c", Tenant: "t\x00\x01\x1f", Source: "s\n\r\t\b\f",
+			User: "<script>&amp;</script>", Entity: "lead", Record: "bad \xff\xfe utf-8",
+			RecordName: "line\u2028para\u2029 é 日本 🎉", Action: crmpulse.Deleted, Fields: []string{""},
+			At: at}}},
+		{"zone offset", []crmpulse.Event{{ID: "z", Tenant: "t", Source: "s", Entity: "lead", Record: "r",
+			Action: crmpulse.Restored, At: at.In(time.FixedZone("x", 5*3600+1800))}}},
+		{"several", []crmpulse.Event{
+			{ID: "1", Tenant: "t", Source: "s", User: "u", Entity: "lead", Record: "r", Action: crmpulse.Created, At: at},
+			{ID: "2", Tenant: "t", Source: "s", User: "v", Entity: "contact", Record: "q", Action: crmpulse.Updated, At: at},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, want := string(AppendBatch(nil, tt.events)), jsonOf(t, tt.events); got != want {
+				t.Errorf("AppendBatch:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func TestOpenBatchRefusesABadEvent(t *testing.T) {
+	at := time.Date(2025, 3, 1, 9, 30, 0, 0, time.UTC)
+	good := crmpulse.Event{ID: "1", Tenant: "t", Source: "s", User: "u", Entity: "lead", Record: "r",
+		Action: crmpulse.Created, At: at}
+	bad := good
+	bad.Action = "exploded"
+	_, err := OpenBatch(AppendBatch(nil, []crmpulse.Event{good, bad}))
+	if err == nil || !strings.Contains(err.Error(), "event 1 of the batch: action") {
+		t.Errorf("OpenBatch of a batch with a bad second event: %v, want it named", err)
+	}
+	if _, err := OpenBatch([]byte(`{"not":"an array"}`)); err == nil {
+		t.Error("OpenBatch of an object: nil error")
+	}
+}
+
+func TestSplitBoundsEveryRun(t *testing.T) {
+	at := time.Date(2025, 3, 1, 9, 30, 0, 0, time.UTC)
+	big := strings.Repeat("x", MaxBatchBytes)
+	events := make([]crmpulse.Event, 2500)
+	for i := range events {
+		events[i] = crmpulse.Event{Tenant: "t", Source: "s", Entity: "lead", Record: "r", Action: crmpulse.Created, At: at}
+	}
+	events[1700].RecordName = big // a run of its own
+	var n int
+	for _, run := range Split(events) {
+		n += len(run)
+		data := AppendBatch(nil, run)
+		if len(run) > MaxBatchEvents {
+			t.Errorf("a run of %d events, want at most %d", len(run), MaxBatchEvents)
+		}
+		if len(run) > 1 && len(data) > MaxBatchBytes {
+			t.Errorf("a run of %d events in %d bytes, want at most %d", len(run), len(data), MaxBatchBytes)
+		}
+	}
+	if n != len(events) {
+		t.Errorf("runs hold %d events, want %d", n, len(events))
+	}
+	if runs := Split(nil); len(runs) != 0 {
+		t.Errorf("Split(nil) = %d runs, want none", len(runs))
+	}
+}
+
+// FuzzAppendBatch checks that any text in any field is written as
+// encoding/json writes it, and reads back unchanged.
+func FuzzAppendBatch(f *testing.F) {
+	f.Add("evt-1", "acme", "Ann", "O-9", "Renewal", "stage", int64(1740821400123000000))
+	f.Add("\"\\", "\x00\xff", "\u2028", "日本", "<&>", "", int64(0))
+	f.Fuzz(func(t *testing.T, id, tenant, user, record, name, field string, ns int64) {
+		e := crmpulse.Event{ID: id, Tenant: tenant, Source: "s", User: user, Entity: "lead",
+			Record: record, RecordName: name, Action: crmpulse.Updated, Fields: []string{field},
+			At: time.Unix(0, ns).UTC()}
+		events := []crmpulse.Event{e}
+		got := AppendBatch(nil, events)
+		if want := jsonOf(t, events); string(got) != want {
+			t.Fatalf("AppendBatch:\n got %s\nwant %s", got, want)
+		}
+	})
+}

@@ -18,13 +18,14 @@ import (
 // flush; the changes to the in-memory columns wait in ops, written as one
 // journal entry, until the commit succeeded.
 type staging struct {
-	s       *Store
-	txn     *badger.Txn
-	records map[string][]uint32 // history key -> the record's touch stamps
-	added   []seriesKey         // new series, numbered from len(s.series)
-	newIDs  map[seriesKey]uint32
-	ops     []op
-	buf     []byte // scratch for the transaction value
+	s        *Store
+	txn      *badger.Txn
+	records  map[string][]uint32 // history key -> the record's touch stamps
+	added    []seriesKey         // new series, numbered from len(s.series)
+	newIDs   map[seriesKey]uint32
+	ops      []op
+	buf      []byte   // scratch for the transaction value
+	seenKeys []string // keys marked seen, for s.seen once committed
 }
 
 // op is one event's change to the in-memory columns: its stamp, and for a
@@ -47,15 +48,18 @@ func (st *staging) stage(e *crmpulse.Event, key string) (bool, error) {
 		return false, nil
 	}
 	seen := append([]byte{prefixSeen}, key...)
-	if _, err := st.txn.Get(seen); err == nil {
-		return false, nil
-	} else if !errors.Is(err, badger.ErrKeyNotFound) {
-		return false, fmt.Errorf("look up event: %w", err)
+	if st.s.seen.mayContain(key) {
+		if _, err := st.txn.Get(seen); err == nil {
+			return false, nil
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return false, fmt.Errorf("look up event: %w", err)
+		}
 	}
 	// The seen key carries no value: the transaction key holds the event.
 	if err := st.txn.Set(seen, nil); err != nil {
 		return false, err
 	}
+	st.seenKeys = append(st.seenKeys, key)
 	// A late event past the transactions' retention counts in reports but
 	// keeps no details, like the others of its time.
 	var details []byte

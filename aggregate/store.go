@@ -48,6 +48,7 @@ type Store struct {
 	journaled int        // changes in journals
 	nextSeq   uint64     // the next entry's sequence
 	retention Retention
+	seen      *seenFilter // every committed seen key; guarded by applyMu
 
 	mu     sync.RWMutex // guards what follows
 	ids    map[seriesKey]uint32
@@ -92,6 +93,9 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 			return err
 		}
 		if err := s.loadHorizons(txn); err != nil {
+			return err
+		}
+		if err := s.loadSeen(txn); err != nil {
 			return err
 		}
 		if err := s.loadSeries(txn); err != nil {
@@ -321,6 +325,9 @@ func (s *Store) applyTxn(batch []crmpulse.Record) ([]crmpulse.Event, error) {
 	}
 	if err := commit(txn, part, last); err != nil {
 		return nil, err
+	}
+	for _, k := range st.seenKeys {
+		s.seen.add(k)
 	}
 	if len(st.ops) > 0 {
 		s.journals = append(s.journals, journal{seq, st.ops})

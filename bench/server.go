@@ -150,6 +150,26 @@ func (s *Server) Memory() (Memory, error) {
 	return m, nil
 }
 
+// CPU returns the CPU time the server has used so far, user and system,
+// from /proc/PID/stat.
+func (s *Server) CPU() (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are the 12th and 13th of them.
+	_, rest, _ := strings.Cut(string(data), ") ")
+	fields := strings.Fields(rest)
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", s.cmd.Process.Pid, len(fields))
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	// Clock ticks are 1/100 s on Linux (USER_HZ).
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
 // Stop ends the server with SIGTERM, and SIGKILL after 30 s.
 func (s *Server) Stop() {
 	select {

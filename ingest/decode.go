@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/crmpulse/crmpulse"
 )
@@ -32,6 +33,12 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 	case len(b) == 0:
 		return errors.New("empty value")
 	case b[0] == '"':
+		// The decoder calling this has checked that b is one JSON value:
+		// a string without escapes is its bytes between the quotes.
+		if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			*t = Text(inner)
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
@@ -40,11 +47,8 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 	case string(b) == "null":
 		*t = ""
 	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return err
-		}
-		*t = Text(n)
+		// A number as written, which the decoder has checked.
+		*t = Text(b)
 	default:
 		return fmt.Errorf("want a string or a number, got %.20s", b)
 	}

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,4 +80,42 @@ func TestDecodeEventsRefusesWhatIsNoEvent(t *testing.T) {
 	if err != nil || len(errs) != 1 || errs[0].Detail != "must be between 1970 and 9999" {
 		t.Errorf("a year-1 time gave %v, %v; want one error naming the range", errs, err)
 	}
+}
+
+// FuzzText checks that Text reads any JSON string or number as
+// encoding/json reads it: the fast paths for strings without escapes and
+// for numbers change nothing.
+func FuzzText(f *testing.F) {
+	for _, seed := range []string{`"plain"`, `"esc\"aped\u00e9"`, "\"bad \xff utf-8\"", `12345678901234567890`,
+		`-1.5e3`, `null`, `"日本"`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if !json.Valid([]byte(raw)) {
+			return // not one JSON value: a decoder never calls Text
+		}
+		var v any
+		dec := json.NewDecoder(strings.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		var want string
+		switch v := v.(type) {
+		case string:
+			want = v
+		case json.Number:
+			want = string(v)
+		case nil:
+		default:
+			return
+		}
+		var got Text
+		if err := json.Unmarshal([]byte(raw), &got); err != nil {
+			t.Fatalf("Text of %q: %v", raw, err)
+		}
+		if string(got) != want {
+			t.Errorf("Text of %q = %q, want %q", raw, got, want)
+		}
+	})
 }

@@ -26,7 +26,7 @@ var now = ingesttest.Now
 func newHook() *Hook { return New(Config{Secret: secret, PublicURL: publicURL}) }
 
 // v3Request is a POST of body to target, signed with v3 at the timestamp ts.
-func v3Request(t *testing.T, target, ts string, body []byte) *http.Request {
+func v3Request(t testing.TB, target, ts string, body []byte) *http.Request {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, target, strings.NewReader(string(body)))
 	r.Header.Set("X-HubSpot-Request-Timestamp", ts)

@@ -46,6 +46,11 @@ func benchEvents(b *testing.B) int {
 // benchStream makes events first to first+n of total, of benchPeople
 // users in time order over a year, one in fifty of them late by up to a week.
 func benchStream(seed uint64, first, n, total int) []crmpulse.Event {
+	return benchStreamOf(seed, first, n, total, 300)
+}
+
+// benchStreamOf is benchStream with records records per person and entity.
+func benchStreamOf(seed uint64, first, n, total, records int) []crmpulse.Event {
 	r := rand.New(rand.NewPCG(seed, uint64(first)))
 	span := 365 * 24 * time.Hour
 	start := benchEnd.Add(-span)
@@ -62,7 +67,7 @@ func benchStream(seed uint64, first, n, total int) []crmpulse.Event {
 		out[i] = crmpulse.Event{
 			ID: fmt.Sprintf("e%d", first+i), Tenant: "acme", Source: "hubspot",
 			User: strconv.Itoa(user), Entity: entities[r.IntN(len(entities))],
-			Record: fmt.Sprintf("%d-%d", user, r.IntN(300)), Action: actions[r.IntN(len(actions))],
+			Record: fmt.Sprintf("%d-%d", user, r.IntN(records)), Action: actions[r.IntN(len(actions))],
 			At: at.Truncate(time.Second),
 		}
 	}
@@ -146,8 +151,17 @@ func serialReportCPU(s *Store, q Query, dir crmpulse.Directory) time.Duration {
 	return time.Duration(used / runs)
 }
 
-// BenchmarkApply applies batches of 1,000 new events, as a worker does.
+// BenchmarkApply applies batches of 1,000 new events, as a worker does:
+// records=300 touches most records for the first time in the run (each
+// person's 1,200 records), records=10 touches each record again every few
+// dozen events (the history lookup path).
 func BenchmarkApply(b *testing.B) {
+	for _, records := range []int{300, 10} {
+		b.Run(fmt.Sprintf("records=%d", records), func(b *testing.B) { benchApply(b, records) })
+	}
+}
+
+func benchApply(b *testing.B, records int) {
 	s, db := openBenchStore(b, b.TempDir())
 	defer db.Close()
 	const batch = 1000
@@ -157,7 +171,7 @@ func BenchmarkApply(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		recs := make([]crmpulse.Record, batch)
-		for i, e := range benchStream(1, offset, batch, 10_000_000) {
+		for i, e := range benchStreamOf(1, offset, batch, 10_000_000, records) {
 			recs[i] = crmpulse.Record{Offset: int64(offset + i), Event: e}
 		}
 		b.StartTimer()

@@ -5,10 +5,12 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// seenFilter tells of an event key that it was certainly never applied, or
-// that it may have been. Every key whose seen mark was committed is in it,
-// so "certainly not" is exact, and Apply asks Badger only about the others:
-// a new event, nearly every event, costs no lookup. When the keys outgrow
+// seenFilter tells of a key that it was certainly never committed, or that
+// it may have been. The store keeps one of the events' seen keys and one of
+// the records' history keys: every such key committed is in it, so
+// "certainly not" is exact, and Apply asks Badger only about the others. A
+// new event (nearly every event) costs no duplicate lookup, and a record's
+// first touch in a series no history lookup. When the keys outgrow
 // the filters' capacity a new filter as large as all before it is added,
 // so the false-positive rate stays near seenFalsePositive. Only Open and
 // Apply use it, under applyMu or before the store is shared.
@@ -54,21 +56,22 @@ func (f *seenFilter) mayContain(key string) bool {
 	return false
 }
 
-// loadSeen fills the filter from the seen marks in Badger: it counts them
-// first, so that one filter holds them all at its intended rate.
-func (s *Store) loadSeen(txn *badger.Txn) error {
-	opts := badger.IteratorOptions{Prefix: []byte{prefixSeen}}
+// loadFilter returns a filter of the keys in Badger that start with
+// prefix, without it: it counts them first, so that one filter holds them
+// all at its intended rate.
+func loadFilter(txn *badger.Txn, prefix byte) *seenFilter {
+	opts := badger.IteratorOptions{Prefix: []byte{prefix}}
 	var n uint
 	it := txn.NewIterator(opts)
 	for it.Rewind(); it.Valid(); it.Next() {
 		n++
 	}
 	it.Close()
-	s.seen = newSeenFilter(n)
+	f := newSeenFilter(n)
 	it = txn.NewIterator(opts)
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
-		s.seen.add(string(it.Item().Key()[1:]))
+		f.add(string(it.Item().Key()[1:]))
 	}
-	return nil
+	return f
 }

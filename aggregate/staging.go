@@ -26,6 +26,8 @@ type staging struct {
 	ops      []op
 	buf      []byte   // scratch for the transaction value
 	seenKeys []string // keys marked seen, for s.seen once committed
+	// history keys of records first touched, for s.histories
+	newHistories []string
 }
 
 // op is one event's change to the in-memory columns: its stamp, and for a
@@ -145,6 +147,10 @@ func (st *staging) touch(sid uint32, record string, t uint32) (prev, next uint32
 
 // history reads a record's touch stamps.
 func (st *staging) history(key string) ([]uint32, error) {
+	if !st.s.histories.mayContain(key[1:]) {
+		st.newHistories = append(st.newHistories, key)
+		return nil, nil
+	}
 	item, err := st.txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, nil

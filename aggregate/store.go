@@ -48,7 +48,9 @@ type Store struct {
 	journaled int        // changes in journals
 	nextSeq   uint64     // the next entry's sequence
 	retention Retention
-	seen      *seenFilter // every committed seen key; guarded by applyMu
+	// Every committed seen key and record history key (without their
+	// prefixes); guarded by applyMu.
+	seen, histories *seenFilter
 
 	mu     sync.RWMutex // guards what follows
 	ids    map[seriesKey]uint32
@@ -95,9 +97,8 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 		if err := s.loadHorizons(txn); err != nil {
 			return err
 		}
-		if err := s.loadSeen(txn); err != nil {
-			return err
-		}
+		s.seen = loadFilter(txn, prefixSeen)
+		s.histories = loadFilter(txn, prefixHistory)
 		if err := s.loadSeries(txn); err != nil {
 			return err
 		}
@@ -328,6 +329,9 @@ func (s *Store) applyTxn(batch []crmpulse.Record) ([]crmpulse.Event, error) {
 	}
 	for _, k := range st.seenKeys {
 		s.seen.add(k)
+	}
+	for _, k := range st.newHistories {
+		s.histories.add(k[1:])
 	}
 	if len(st.ops) > 0 {
 		s.journals = append(s.journals, journal{seq, st.ops})

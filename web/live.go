@@ -326,11 +326,11 @@ type subscribeMsg struct {
 
 // ServeHTTP upgrades GET /v1/live to a websocket and serves one client.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	conn, err := h.upgrader().Upgrade(w, r, nil)
+	conn, batch, err := upgradeBatched(h.upgrader(), w, r)
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &client{conn: conn, out: make(chan *websocket.PreparedMessage, clientQueue), dropped: make(chan struct{})}
+	c := newClient(conn, batch)
 	id := h.nextID.Add(1)
 	logger := h.logger.With("conn_id", id)
 	h.clients.Inc()
@@ -396,10 +396,16 @@ func errorFrame(detail string, errs []crmpulse.FieldError) *websocket.PreparedMe
 // holding up its view.
 type client struct {
 	conn      *websocket.Conn
+	batch     *batchConn // conn's network connection
 	out       chan *websocket.PreparedMessage
 	dropped   chan struct{}
 	dropOnce  sync.Once
 	closeOnce sync.Once
+}
+
+func newClient(conn *websocket.Conn, batch *batchConn) *client {
+	return &client{conn: conn, batch: batch, out: make(chan *websocket.PreparedMessage, clientQueue),
+		dropped: make(chan struct{})}
 }
 
 func (c *client) send(msg *websocket.PreparedMessage) {
@@ -414,9 +420,12 @@ func (c *client) write() {
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	for {
-		var msg *websocket.PreparedMessage
 		select {
-		case msg = <-c.out:
+		case msg := <-c.out:
+			if err := c.writeQueued(msg); err != nil {
+				c.close()
+				return
+			}
 		case <-c.dropped:
 			c.conn.SetWriteDeadline(time.Now().Add(resyncWait))
 			c.conn.WritePreparedMessage(resyncMsg)
@@ -427,14 +436,25 @@ func (c *client) write() {
 				c.close()
 				return
 			}
-			continue
-		}
-		c.conn.SetWriteDeadline(time.Now().Add(writeWait))
-		if err := c.conn.WritePreparedMessage(msg); err != nil {
-			c.close()
-			return
 		}
 	}
+}
+
+// writeQueued writes msg and the frames queued behind it as one batch: a
+// client that has fallen behind costs one write deadline and one system
+// call for all it missed, rather than one for each frame.
+func (c *client) writeQueued(msg *websocket.PreparedMessage) error {
+	c.batch.hold()
+	c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+	err := c.conn.WritePreparedMessage(msg)
+	// Only this goroutine receives from out, so what it holds now is there.
+	for n := len(c.out); n > 0 && err == nil; n-- {
+		err = c.conn.WritePreparedMessage(<-c.out)
+	}
+	if ferr := c.batch.flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 func (c *client) close() {

@@ -52,6 +52,7 @@ func (h *Hub) BroadcastAlert(st alert.State) {
 		h.logger.Error("encode alert", "err", err)
 		return
 	}
+	msg := prepare(data)
 	team := ""
 	if st.Person != nil {
 		if person, ok := h.srv.dir.Get(st.Person.ID); ok {
@@ -65,7 +66,7 @@ func (h *Hub) BroadcastAlert(st alert.State) {
 		}
 		v.mu.Lock()
 		for c := range v.clients {
-			c.send(data)
+			c.send(msg)
 		}
 		v.mu.Unlock()
 	}

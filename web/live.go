@@ -157,9 +157,23 @@ type view struct {
 	idleSince time.Time
 }
 
+// frame is a delta of the view's sequence, its websocket frame built once
+// for every client and every resume.
 type frame struct {
-	seq  uint64
-	data []byte
+	seq uint64
+	msg *websocket.PreparedMessage
+}
+
+// resyncMsg tells a client to subscribe again without since.
+var resyncMsg = prepare([]byte(`{"type":"resync"}`))
+
+// prepare builds the websocket frame of an encoded message once, so that
+// sending it to many clients costs each of them a write and no copy.
+// Building an uncompressed frame only writes to memory and cannot fail;
+// the upgrader negotiates no compression, so the frame is the one written.
+func prepare(data []byte) *websocket.PreparedMessage {
+	msg, _ := websocket.NewPreparedMessage(websocket.TextMessage, data)
+	return msg
 }
 
 func (v *view) query() aggregate.Query {
@@ -215,13 +229,14 @@ func (v *view) flush() {
 		v.hub.logger.Error("encode delta", "err", err)
 		return
 	}
-	v.ring = append(v.ring, frame{v.seq, data})
+	msg := prepare(data)
+	v.ring = append(v.ring, frame{v.seq, msg})
 	if len(v.ring) > ringSize {
 		v.ring = slices.Delete(v.ring, 0, len(v.ring)-ringSize)
 	}
 	v.lastFrame = time.Now()
 	for c := range v.clients {
-		c.send(data)
+		c.send(msg)
 	}
 }
 
@@ -234,17 +249,17 @@ func (v *view) subscribe(c *client, since *uint64) {
 	if since != nil {
 		if missed, ok := v.after(*since); ok {
 			resumed, _ := json.Marshal(map[string]any{"type": "resumed", "seq": v.seq})
-			c.send(resumed)
+			c.send(prepare(resumed))
 			for _, f := range missed {
-				c.send(f.data)
+				c.send(f.msg)
 			}
 			return
 		}
 		delete(v.clients, c)
-		c.send([]byte(`{"type":"resync"}`))
+		c.send(resyncMsg)
 		return
 	}
-	c.send(v.snapshot())
+	c.send(prepare(v.snapshot()))
 }
 
 // after returns the frames after seq, if the ring still holds all of them.
@@ -274,9 +289,9 @@ func (v *view) resnapshot() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.from = v.query().Bounds.From
-	data := v.snapshot()
+	msg := prepare(v.snapshot())
 	for c := range v.clients {
-		c.send(data)
+		c.send(msg)
 	}
 }
 
@@ -311,11 +326,11 @@ type subscribeMsg struct {
 
 // ServeHTTP upgrades GET /v1/live to a websocket and serves one client.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	conn, err := h.upgrader().Upgrade(w, r, nil)
+	conn, batch, err := upgradeBatched(h.upgrader(), w, r)
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &client{conn: conn, out: make(chan []byte, clientQueue), dropped: make(chan struct{})}
+	c := newClient(conn, batch)
 	id := h.nextID.Add(1)
 	logger := h.logger.With("conn_id", id)
 	h.clients.Inc()
@@ -371,9 +386,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func errorFrame(detail string, errs []crmpulse.FieldError) []byte {
+func errorFrame(detail string, errs []crmpulse.FieldError) *websocket.PreparedMessage {
 	data, _ := json.Marshal(map[string]any{"type": "error", "detail": detail, "errors": errs})
-	return data
+	return prepare(data)
 }
 
 // client is one websocket connection. Frames go through a bounded queue; a
@@ -381,15 +396,21 @@ func errorFrame(detail string, errs []crmpulse.FieldError) []byte {
 // holding up its view.
 type client struct {
 	conn      *websocket.Conn
-	out       chan []byte
+	batch     *batchConn // conn's network connection
+	out       chan *websocket.PreparedMessage
 	dropped   chan struct{}
 	dropOnce  sync.Once
 	closeOnce sync.Once
 }
 
-func (c *client) send(data []byte) {
+func newClient(conn *websocket.Conn, batch *batchConn) *client {
+	return &client{conn: conn, batch: batch, out: make(chan *websocket.PreparedMessage, clientQueue),
+		dropped: make(chan struct{})}
+}
+
+func (c *client) send(msg *websocket.PreparedMessage) {
 	select {
-	case c.out <- data:
+	case c.out <- msg:
 	default:
 		c.dropOnce.Do(func() { close(c.dropped) })
 	}
@@ -399,28 +420,41 @@ func (c *client) write() {
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	for {
-		var data []byte
 		select {
-		case data = <-c.out:
-		case <-c.dropped:
-			c.conn.SetWriteDeadline(time.Now().Add(resyncWait))
-			c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"resync"}`))
-			c.close()
-			return
-		case <-ping.C:
-			c.conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if c.conn.WriteMessage(websocket.PingMessage, nil) != nil {
+		case msg := <-c.out:
+			if err := c.writeQueued(msg); err != nil {
 				c.close()
 				return
 			}
-			continue
-		}
-		c.conn.SetWriteDeadline(time.Now().Add(writeWait))
-		if err := c.conn.WriteMessage(websocket.TextMessage, data); err != nil {
+		case <-c.dropped:
+			c.conn.SetWriteDeadline(time.Now().Add(resyncWait))
+			c.conn.WritePreparedMessage(resyncMsg)
 			c.close()
 			return
+		case <-ping.C:
+			if c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)) != nil {
+				c.close()
+				return
+			}
 		}
 	}
+}
+
+// writeQueued writes msg and the frames queued behind it as one batch: a
+// client that has fallen behind costs one write deadline and one system
+// call for all it missed, rather than one for each frame.
+func (c *client) writeQueued(msg *websocket.PreparedMessage) error {
+	c.batch.hold()
+	c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+	err := c.conn.WritePreparedMessage(msg)
+	// Only this goroutine receives from out, so what it holds now is there.
+	for n := len(c.out); n > 0 && err == nil; n-- {
+		err = c.conn.WritePreparedMessage(<-c.out)
+	}
+	if ferr := c.batch.flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 func (c *client) close() {

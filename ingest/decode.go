@@ -33,14 +33,8 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 	case len(b) == 0:
 		return errors.New("empty value")
 	case b[0] == '"':
-		// The decoder calling this has checked that b is one JSON value:
-		// a string without escapes is its bytes between the quotes.
-		if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-			*t = Text(inner)
-			return nil
-		}
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := unquote(b)
+		if err != nil {
 			return err
 		}
 		*t = Text(s)
@@ -67,6 +61,20 @@ func DecodeJSON(body []byte, v any) error {
 		return BadRequest("cannot read JSON body: data after the first value")
 	}
 	return nil
+}
+
+// unquote reads b, a JSON value a decoder has already checked, as a
+// string. A string without escapes is its bytes between the quotes, valid
+// UTF-8 as encoding/json would leave it; others go through encoding/json.
+func unquote(b []byte) (string, error) {
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return string(inner), nil
+		}
+	}
+	var s string
+	err := json.Unmarshal(b, &s)
+	return s, err
 }
 
 // Epoch reads a decimal integer count of unit since 1970-01-01 UTC (unit is

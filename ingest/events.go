@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -53,28 +52,66 @@ func splitItems(body []byte) ([]json.RawMessage, error) {
 		return items, nil
 	}
 	var items []json.RawMessage
-	sc := bufio.NewScanner(bytes.NewReader(trimmed))
-	sc.Buffer(nil, len(trimmed)+1)
-	for line := 1; sc.Scan(); line++ {
-		text := bytes.TrimSpace(sc.Bytes())
+	line := 0
+	for text := range bytes.Lines(trimmed) {
+		line++
+		text = bytes.TrimSpace(text)
 		if len(text) == 0 {
 			continue
 		}
 		if text[0] != '{' || !json.Valid(text) {
 			return nil, BadRequest("line %d is not a JSON object: send a JSON array of events or one JSON object a line", line)
 		}
-		items = append(items, json.RawMessage(bytes.Clone(text)))
+		items = append(items, json.RawMessage(text))
 	}
 	return items, nil
 }
 
-// decodeEvent reads one posted event field by field, so that each bad field
-// is named.
+// postedEvent is an event as posted, for the common case where every field
+// has its type; field names match as encoding/json matches them, ignoring
+// case.
+type postedEvent struct {
+	ID         string   `json:"id"`
+	Tenant     string   `json:"tenant"`
+	Source     string   `json:"source"`
+	User       string   `json:"user"`
+	UserName   string   `json:"user_name"`
+	Entity     string   `json:"entity"`
+	Record     string   `json:"record"`
+	RecordName string   `json:"record_name"`
+	Action     string   `json:"action"`
+	At         string   `json:"at"`
+	Fields     []string `json:"fields"`
+}
+
+// decodeEvent reads one posted event. An event whose fields all have their
+// types is read in one pass; any other is read field by field, so that
+// each bad field is named.
 func decodeEvent(raw json.RawMessage, now time.Time) (crmpulse.Event, []crmpulse.FieldError) {
+	var p postedEvent
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return decodeFields(raw, now)
+	}
+	e := crmpulse.Event{ID: p.ID, Tenant: p.Tenant, Source: p.Source, User: p.User, UserName: p.UserName,
+		Entity: p.Entity, Record: p.Record, RecordName: p.RecordName, Action: crmpulse.Action(p.Action),
+		Fields: p.Fields}
+	return finish(e, p.At, nil, now)
+}
+
+// decodeFields reads a posted event field by field, naming each bad one.
+func decodeFields(raw json.RawMessage, now time.Time) (crmpulse.Event, []crmpulse.FieldError) {
 	var e crmpulse.Event
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return e, []crmpulse.FieldError{{Field: "", Detail: "an event must be a JSON object"}}
+	}
+	// Names match ignoring case, as in decodeEvent's first pass.
+	for k, v := range obj {
+		if lower := strings.ToLower(k); lower != k {
+			if _, ok := obj[lower]; !ok {
+				obj[lower] = v
+			}
+		}
 	}
 	var errs []crmpulse.FieldError
 	str := func(name string, dst *string) {
@@ -82,7 +119,12 @@ func decodeEvent(raw json.RawMessage, now time.Time) (crmpulse.Event, []crmpulse
 		if !ok || string(v) == "null" {
 			return
 		}
-		if err := json.Unmarshal(v, dst); err != nil {
+		if v[0] != '"' {
+			errs = append(errs, crmpulse.FieldError{Field: name, Detail: "must be a string"})
+			return
+		}
+		var err error
+		if *dst, err = unquote(v); err != nil {
 			errs = append(errs, crmpulse.FieldError{Field: name, Detail: "must be a string"})
 		}
 	}
@@ -103,6 +145,12 @@ func decodeEvent(raw json.RawMessage, now time.Time) (crmpulse.Event, []crmpulse
 			errs = append(errs, crmpulse.FieldError{Field: "fields", Detail: "must be an array of strings"})
 		}
 	}
+	return finish(e, at, errs, now)
+}
+
+// finish reads the event's time, normalizes and validates it, and adds
+// what is wrong to errs.
+func finish(e crmpulse.Event, at string, errs []crmpulse.FieldError, now time.Time) (crmpulse.Event, []crmpulse.FieldError) {
 	if at != "" {
 		t, err := time.Parse(time.RFC3339Nano, at)
 		switch {

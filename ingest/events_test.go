@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,8 @@ func TestDecodeEventsRejects(t *testing.T) {
 func FuzzDecodeEvents(f *testing.F) {
 	f.Add([]byte(`[{"user":"u","entity":"lead","record":"1","action":"created","at":"2026-01-01T00:00:00Z"}]`))
 	f.Add([]byte("{\"record\":\"1\"}\n{\"at\":1}\n"))
+	f.Add([]byte(`{"User":5,"user":"a","ENTITY":"lead","record":"r","action":"created","at":"2026-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{"USER":"x","Entity":"lead","record":"\u00e9","action":"updated","at":"2026-01-01T00:00:00Z","fields":[1]}`))
 	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		events, idx, errs, err := DecodeEvents(body, now)
@@ -64,6 +67,16 @@ func FuzzDecodeEvents(f *testing.F) {
 		for _, e := range errs {
 			if e.Index == nil {
 				t.Fatalf("error without index: %+v", e)
+			}
+		}
+		// The one-pass read and the field-by-field read of each item
+		// agree.
+		raws, _ := splitItems(body)
+		for _, raw := range raws {
+			fast, fastErrs := decodeEvent(raw, now)
+			slow, slowErrs := decodeFields(raw, now)
+			if fmt.Sprint(fast, fastErrs) != fmt.Sprint(slow, slowErrs) {
+				t.Fatalf("item %s:\none pass  %+v %+v\nby field  %+v %+v", raw, fast, fastErrs, slow, slowErrs)
 			}
 		}
 	})

@@ -61,6 +61,10 @@ func stampTime(v uint32) time.Time { return time.Unix(int64(v)-1, 0).UTC() }
 type series struct {
 	touch, prev                []uint32
 	created, deleted, restored []uint32
+	// group is the series' tenant, source and entity, numbered; days are
+	// the store's day counts (days.go), which follow every change.
+	group uint32
+	days  *dayCaches
 }
 
 // fit gives back the room the columns grew by while loading, when it is
@@ -81,6 +85,7 @@ func (s *series) addTouch(t, prev uint32, created bool) {
 	if created {
 		s.created = insertSorted(s.created, t)
 	}
+	s.days.touch(s.group, t, prev)
 }
 
 // setPrev changes the previous touch of one touch at t from old to prev,
@@ -90,6 +95,7 @@ func (s *series) setPrev(t, old, prev uint32) bool {
 	for i := lowerBound(s.touch, t); i < len(s.touch) && s.touch[i] == t; i++ {
 		if s.prev[i] == old {
 			s.prev[i] = prev
+			s.days.repoint(s.group, t, old, prev)
 			return true
 		}
 	}
@@ -97,6 +103,7 @@ func (s *series) setPrev(t, old, prev uint32) bool {
 }
 
 func (s *series) addOther(a crmpulse.Action, t uint32) {
+	s.days.other(s.group, t)
 	if a == crmpulse.Deleted {
 		s.deleted = insertSorted(s.deleted, t)
 	} else {
@@ -166,22 +173,42 @@ func (s *series) figures(from, to uint32, pts *pointCounts) Figures {
 	return f
 }
 
+// addPoints adds the series' changes and records in [from, to), which
+// is whole intervals of pts, to pts.
+func (s *series) addPoints(pts *pointCounts, from, to uint32) {
+	lo, hi := lowerBound(s.touch, from), lowerBound(s.touch, to)
+	pts.addTouches(s.touch, s.prev, lo, hi, from)
+	pts.addOthers(s.deleted, from, to)
+	pts.addOthers(s.restored, from, to)
+}
+
 // countBelow counts the stamps of ts before v: the distinct records of a
-// run of touches whose interval starts at v.
+// run of touches whose interval starts at v. Four sums at a time keep the
+// processor's adders busy.
 func countBelow(ts []uint32, v uint32) int {
-	n := 0
-	for _, t := range ts {
-		n += below(t, v)
+	var n0, n1, n2, n3 int
+	for len(ts) >= 4 {
+		n0 += below(ts[0], v)
+		n1 += below(ts[1], v)
+		n2 += below(ts[2], v)
+		n3 += below(ts[3], v)
+		ts = ts[4:]
 	}
-	return n
+	for _, t := range ts {
+		n0 += below(t, v)
+	}
+	return n0 + n1 + n2 + n3
 }
 
 // last returns the series' latest event stamp before to, or 0.
 func (s *series) last(to uint32) uint32 {
 	var best uint32
 	for _, ts := range [][]uint32{s.touch, s.deleted, s.restored} {
-		if i := lowerBound(ts, to); i > 0 && ts[i-1] > best {
-			best = ts[i-1]
+		n := len(ts)
+		if n > 0 && ts[n-1] < to { // a period that ends now
+			best = max(best, ts[n-1])
+		} else if i := lowerBound(ts, to); i > 0 {
+			best = max(best, ts[i-1])
 		}
 	}
 	return best

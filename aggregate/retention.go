@@ -211,6 +211,9 @@ func (s *Store) trimColumns(goal uint32) int {
 		dropped += touches + deleted + restored
 	}
 	s.events -= dropped
+	if dropped > 0 {
+		s.days.reset()
+	}
 	return dropped
 }
 

@@ -276,14 +276,21 @@ func BenchmarkReport(b *testing.B) {
 	}
 }
 
-// columnBytes is the memory the in-memory columns hold, Badger's caches
-// and memtables aside.
+// columnBytes is the memory the in-memory columns hold (with the zones'
+// day counts), Badger's caches and memtables aside.
 func columnBytes(s *Store) int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n := 0
+	for _, z := range s.days.zones {
+		n += 4 * cap(z.starts)
+		for _, counts := range z.groups {
+			n += 12 * cap(counts)
+		}
+	}
 	for _, ser := range s.series {
-		n += 4 * (cap(ser.touch) + cap(ser.prev) + cap(ser.created) + cap(ser.deleted) + cap(ser.restored))
+		n += 4 * (cap(ser.touch) + cap(ser.prev) + cap(ser.created) + cap(ser.deleted) + cap(ser.restored) +
+			cap(ser.lasts) + cap(ser.orphans))
 	}
 	return n
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,6 +63,7 @@ func TestDayCountsFollowApply(t *testing.T) {
 				compareReports(t, what, s.Report(q, oraclePeople), oracleReport(applied, q))
 			}
 		}
+		checkLasts(t, s, step)
 		if t.Failed() {
 			t.FailNow()
 		}
@@ -101,6 +103,26 @@ func TestDayCountsFollowApply(t *testing.T) {
 		loc := mustLoad(t, zone)
 		q := Query{Bounds: crmpulse.Bounds{Name: crmpulse.PeriodCustom, From: midnight(horizon.AddDate(0, 0, 1), loc), To: mid.AddDate(0, 0, 30), Loc: loc}}
 		compareReports(t, "retention "+zone, s.Report(q, oraclePeople), oracleReport(applied, q))
+	}
+	// Before the horizon too, where the retained previous touches are
+	// orphans.
+	checkLasts(t, s, "retention")
+}
+
+// checkLasts checks that each series' lasts and orphans count, for every
+// stamp, the touches from it whose previous touch is before it.
+func checkLasts(t *testing.T, s *Store, step string) {
+	t.Helper()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for sid, ser := range s.series {
+		for _, v := range slices.Concat(ser.touch, ser.prev) {
+			for _, v := range []uint32{max(v, 2) - 1, max(v, 1), v + 1} { // stamps start at 1
+				if got, want := ser.recordsFrom(v), countBelow(ser.prev[lowerBound(ser.touch, v):], v); got != want {
+					t.Fatalf("%s: series %d: %d records from %d, want %d", step, sid, got, v, want)
+				}
+			}
+		}
 	}
 }
 

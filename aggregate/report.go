@@ -106,7 +106,9 @@ func RowID(dir crmpulse.Directory, source, user string) (id, status string) {
 // the series' touches in the period for the distinct records.
 func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 	b := q.Bounds
-	from, to := boundStamp(b.From), boundStamp(b.To)
+	// Stamps start at 1, so a from of 1 is the same period, and a record's
+	// first touch (previous touch 0) counts in it.
+	from, to := max(boundStamp(b.From), 1), boundStamp(b.To)
 	rep := Report{
 		Period:            PeriodInfo{Name: b.Name, From: b.From.UTC(), To: b.To.UTC(), TZ: b.Loc.String()},
 		Entities:          slices.Clone(crmpulse.Entities),

@@ -208,6 +208,9 @@ func (s *Store) trimColumns(goal uint32) int {
 		ser.created, _ = cut(ser.created) // created events are touches too
 		ser.deleted, deleted = cut(ser.deleted)
 		ser.restored, restored = cut(ser.restored)
+		if touches > 0 {
+			ser.deriveLasts()
+		}
 		dropped += touches + deleted + restored
 	}
 	s.events -= dropped

@@ -114,7 +114,7 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
 	for _, ser := range s.series {
-		ser.fit()
+		ser.loaded()
 	}
 	s.logger.Info("state loaded", "events", s.events, "series", len(s.series), "partitions", len(s.positions))
 	return s, nil

@@ -179,6 +179,7 @@ var loaded struct {
 	db       *badger.DB
 	heap     uint64
 	rss      uint64
+	rssFile  uint64 // of rss, the mapped files' pages (Badger's tables)
 	openDur  time.Duration
 	loadRate float64 // events/s applied while loading
 }
@@ -227,19 +228,23 @@ func loadedStore(b *testing.B) *Store {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	loaded.s, loaded.db, loaded.heap, loaded.rss = s, db, m.HeapInuse, vmRSS(b)
+	loaded.rssFile = procStatus(b, "RssFile:")
 	return s
 }
 
 // vmRSS returns the process's resident memory from /proc/self/status, or 0
 // where there is none.
-func vmRSS(b *testing.B) uint64 {
+func vmRSS(b *testing.B) uint64 { return procStatus(b, "VmRSS:") }
+
+// procStatus returns a size field of /proc/self/status in bytes, or 0.
+func procStatus(b *testing.B, field string) uint64 {
 	b.Helper()
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return kb << 10
 		}
@@ -269,6 +274,7 @@ func BenchmarkReport(b *testing.B) {
 			b.ReportMetric(float64(s.Events()), "events")
 			b.ReportMetric(float64(loaded.heap)/(1<<20), "heap-MiB")
 			b.ReportMetric(float64(loaded.rss)/(1<<20), "rss-MiB")
+			b.ReportMetric(float64(loaded.rssFile)/(1<<20), "rss-file-MiB")
 			b.ReportMetric(loaded.loadRate, "load-events/s")
 			b.ReportMetric(loaded.openDur.Seconds(), "open-s")
 			b.ReportMetric(float64(columnBytes(s))/(1<<20), "columns-MiB")

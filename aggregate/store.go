@@ -116,6 +116,10 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 	for _, ser := range s.series {
 		ser.loaded()
 	}
+	if !db.Opts().InMemory {
+		n := dropTablePages(db.Opts().Dir)
+		s.logger.Debug("table pages read by the load dropped from memory", "bytes", n)
+	}
 	s.logger.Info("state loaded", "events", s.events, "series", len(s.series), "partitions", len(s.positions))
 	return s, nil
 }

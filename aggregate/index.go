@@ -71,6 +71,8 @@ type series struct {
 	// after v less the orphans at or after v. That counts a period's
 	// distinct records without reading its touches.
 	lasts, orphans []uint32
+	// latest is the latest stamp of touch, deleted and restored, or 0.
+	latest uint32
 	// group is the series' tenant, source and entity, numbered; days are
 	// the store's day counts (days.go), which follow every change.
 	group uint32
@@ -80,6 +82,7 @@ type series struct {
 // loaded derives lasts and orphans from the loaded columns and gives back
 // the room the columns grew by while loading.
 func (s *series) loaded() {
+	s.latest = s.lastStamp()
 	s.deriveLasts()
 	s.fit()
 }
@@ -157,6 +160,7 @@ func (s *series) addTouch(t, prev uint32, created bool) {
 	if created {
 		s.created = insertSorted(s.created, t)
 	}
+	s.latest = max(s.latest, t)
 	s.endTouch(t)
 	if prev != 0 {
 		s.continueTouch(prev)
@@ -186,6 +190,7 @@ func (s *series) setPrev(t, old, prev uint32) bool {
 
 func (s *series) addOther(a crmpulse.Action, t uint32) {
 	s.days.other(s.group, t)
+	s.latest = max(s.latest, t)
 	if a == crmpulse.Deleted {
 		s.deleted = insertSorted(s.deleted, t)
 	} else {
@@ -237,16 +242,27 @@ func countIn(ts []uint32, from, to uint32) int {
 	return lowerBound(ts, to) - lowerBound(ts, from)
 }
 
+// countFrom is countIn for a to after every stamp of ts.
+func countFrom(ts []uint32, from, _ uint32) int { return len(ts) - lowerBound(ts, from) }
+
 // figures counts the series over [from, to) and, when pts is not nil, adds
 // its changes and records to pts' intervals.
 func (s *series) figures(from, to uint32, pts *pointCounts) Figures {
 	var f Figures
-	lo, hi := lowerBound(s.touch, from), lowerBound(s.touch, to)
+	if from > s.latest {
+		return f
+	}
+	// A period that ends now needs no search for its end.
+	count, hi := countFrom, len(s.touch)
+	if to <= s.latest {
+		count, hi = countIn, lowerBound(s.touch, to)
+	}
+	lo := lowerBound(s.touch, from)
 	touches := hi - lo
-	f.Created = countIn(s.created, from, to)
+	f.Created = count(s.created, from, to)
 	f.Updated = touches - f.Created
-	f.Deleted = countIn(s.deleted, from, to)
-	f.Restored = countIn(s.restored, from, to)
+	f.Deleted = count(s.deleted, from, to)
+	f.Restored = count(s.restored, from, to)
 	f.Changes = touches + f.Deleted + f.Restored
 	if pts == nil {
 		// Count the fewer previous touches: the period's, or those after it.
@@ -292,6 +308,9 @@ func countBelow(ts []uint32, v uint32) int {
 
 // last returns the series' latest event stamp before to, or 0.
 func (s *series) last(to uint32) uint32 {
+	if s.latest < to {
+		return s.latest
+	}
 	var best uint32
 	for _, ts := range [][]uint32{s.touch, s.deleted, s.restored} {
 		n := len(ts)

@@ -211,6 +211,7 @@ func (s *Store) trimColumns(goal uint32) int {
 		if touches > 0 {
 			ser.deriveLasts()
 		}
+		ser.latest = ser.lastStamp()
 		dropped += touches + deleted + restored
 	}
 	s.events -= dropped

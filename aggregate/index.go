@@ -61,12 +61,91 @@ func stampTime(v uint32) time.Time { return time.Unix(int64(v)-1, 0).UTC() }
 type series struct {
 	touch, prev                []uint32
 	created, deleted, restored []uint32
+	// lasts minus orphans is the multiset of touch minus that of prev (its
+	// non-zero stamps): lasts are the touches no touch follows, each
+	// record's latest; orphans are previous touches that are not in touch
+	// (dropped by the retention, or for a moment while a late touch is
+	// added). The records touched at or after v are the touches at or
+	// after v whose previous touch is before v, which is the touches at or
+	// after v less the previous touches at or after v: the lasts at or
+	// after v less the orphans at or after v. That counts a period's
+	// distinct records without reading its touches.
+	lasts, orphans []uint32
+	// latest is the latest stamp of touch, deleted and restored, or 0.
+	latest uint32
+	// group is the series' tenant, source and entity, numbered; days are
+	// the store's day counts (days.go), which follow every change.
+	group uint32
+	days  *dayCaches
+}
+
+// loaded derives lasts and orphans from the loaded columns and gives back
+// the room the columns grew by while loading.
+func (s *series) loaded() {
+	s.latest = s.lastStamp()
+	s.deriveLasts()
+	s.fit()
+}
+
+// deriveLasts sets lasts and orphans from touch and prev.
+func (s *series) deriveLasts() {
+	prevs := make([]uint32, 0, len(s.prev))
+	for _, p := range s.prev {
+		if p != 0 {
+			prevs = append(prevs, p)
+		}
+	}
+	slices.Sort(prevs)
+	s.lasts, s.orphans = s.lasts[:0], s.orphans[:0]
+	i, j := 0, 0
+	for i < len(s.touch) || j < len(prevs) {
+		switch {
+		case j == len(prevs) || i < len(s.touch) && s.touch[i] < prevs[j]:
+			s.lasts = append(s.lasts, s.touch[i])
+			i++
+		case i == len(s.touch) || prevs[j] < s.touch[i]:
+			s.orphans = append(s.orphans, prevs[j])
+			j++
+		default:
+			i, j = i+1, j+1
+		}
+	}
+}
+
+// endTouch adds v to the multiset touch minus prev, removeTouch takes it
+// away; a stamp leaves orphans before it joins lasts, and the other way.
+func (s *series) endTouch(v uint32) {
+	if !removeSorted(&s.orphans, v) {
+		s.lasts = insertSorted(s.lasts, v)
+	}
+}
+
+func (s *series) continueTouch(v uint32) {
+	if !removeSorted(&s.lasts, v) {
+		s.orphans = insertSorted(s.orphans, v)
+	}
+}
+
+// removeSorted removes one v from the sorted *ts and reports whether there
+// was one.
+func removeSorted(ts *[]uint32, v uint32) bool {
+	i := lowerBound(*ts, v)
+	if i == len(*ts) || (*ts)[i] != v {
+		return false
+	}
+	*ts = slices.Delete(*ts, i, i+1)
+	return true
+}
+
+// recordsFrom counts the records touched at or after v.
+func (s *series) recordsFrom(v uint32) int {
+	return len(s.lasts) - lowerBound(s.lasts, v) - (len(s.orphans) - lowerBound(s.orphans, v))
 }
 
 // fit gives back the room the columns grew by while loading, when it is
 // more than a sixteenth of what they hold.
 func (s *series) fit() {
-	for _, col := range []*[]uint32{&s.touch, &s.prev, &s.created, &s.deleted, &s.restored} {
+	for _, col := range []*[]uint32{&s.touch, &s.prev, &s.created, &s.deleted, &s.restored, &s.lasts, &s.orphans} {
 		if c := *col; cap(c) > len(c)+len(c)/16 {
 			*col = slices.Clone(c)
 		}
@@ -81,6 +160,12 @@ func (s *series) addTouch(t, prev uint32, created bool) {
 	if created {
 		s.created = insertSorted(s.created, t)
 	}
+	s.latest = max(s.latest, t)
+	s.endTouch(t)
+	if prev != 0 {
+		s.continueTouch(prev)
+	}
+	s.days.touch(s.group, t, prev)
 }
 
 // setPrev changes the previous touch of one touch at t from old to prev,
@@ -90,6 +175,13 @@ func (s *series) setPrev(t, old, prev uint32) bool {
 	for i := lowerBound(s.touch, t); i < len(s.touch) && s.touch[i] == t; i++ {
 		if s.prev[i] == old {
 			s.prev[i] = prev
+			if old != 0 {
+				s.endTouch(old)
+			}
+			if prev != 0 {
+				s.continueTouch(prev)
+			}
+			s.days.repoint(s.group, t, old, prev)
 			return true
 		}
 	}
@@ -97,6 +189,8 @@ func (s *series) setPrev(t, old, prev uint32) bool {
 }
 
 func (s *series) addOther(a crmpulse.Action, t uint32) {
+	s.days.other(s.group, t)
+	s.latest = max(s.latest, t)
 	if a == crmpulse.Deleted {
 		s.deleted = insertSorted(s.deleted, t)
 	} else {
@@ -115,6 +209,9 @@ func insertSorted(ts []uint32, v uint32) []uint32 {
 
 // lowerBound returns the index of the first stamp of ts at or after v.
 func lowerBound(ts []uint32, v uint32) int {
+	if n := len(ts); n == 0 || ts[n-1] < v {
+		return n // a period that ends now
+	}
 	lo, hi := 0, len(ts)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -145,19 +242,35 @@ func countIn(ts []uint32, from, to uint32) int {
 	return lowerBound(ts, to) - lowerBound(ts, from)
 }
 
+// countFrom is countIn for a to after every stamp of ts.
+func countFrom(ts []uint32, from, _ uint32) int { return len(ts) - lowerBound(ts, from) }
+
 // figures counts the series over [from, to) and, when pts is not nil, adds
 // its changes and records to pts' intervals.
 func (s *series) figures(from, to uint32, pts *pointCounts) Figures {
 	var f Figures
-	lo, hi := lowerBound(s.touch, from), lowerBound(s.touch, to)
+	if from > s.latest {
+		return f
+	}
+	// A period that ends now needs no search for its end.
+	count, hi := countFrom, len(s.touch)
+	if to <= s.latest {
+		count, hi = countIn, lowerBound(s.touch, to)
+	}
+	lo := lowerBound(s.touch, from)
 	touches := hi - lo
-	f.Created = countIn(s.created, from, to)
+	f.Created = count(s.created, from, to)
 	f.Updated = touches - f.Created
-	f.Deleted = countIn(s.deleted, from, to)
-	f.Restored = countIn(s.restored, from, to)
+	f.Deleted = count(s.deleted, from, to)
+	f.Restored = count(s.restored, from, to)
 	f.Changes = touches + f.Deleted + f.Restored
 	if pts == nil {
-		f.Records = countBelow(s.prev[lo:hi], from)
+		// Count the fewer previous touches: the period's, or those after it.
+		if after := len(s.touch) - hi; after < touches {
+			f.Records = s.recordsFrom(from) - countBelow(s.prev[hi:], from)
+		} else {
+			f.Records = countBelow(s.prev[lo:hi], from)
+		}
 		return f
 	}
 	f.Records = pts.addTouches(s.touch, s.prev, lo, hi, from)
@@ -166,22 +279,45 @@ func (s *series) figures(from, to uint32, pts *pointCounts) Figures {
 	return f
 }
 
+// addPoints adds the series' changes and records in [from, to), which
+// is whole intervals of pts, to pts.
+func (s *series) addPoints(pts *pointCounts, from, to uint32) {
+	lo, hi := lowerBound(s.touch, from), lowerBound(s.touch, to)
+	pts.addTouches(s.touch, s.prev, lo, hi, from)
+	pts.addOthers(s.deleted, from, to)
+	pts.addOthers(s.restored, from, to)
+}
+
 // countBelow counts the stamps of ts before v: the distinct records of a
-// run of touches whose interval starts at v.
+// run of touches whose interval starts at v. Four sums at a time keep the
+// processor's adders busy.
 func countBelow(ts []uint32, v uint32) int {
-	n := 0
-	for _, t := range ts {
-		n += below(t, v)
+	var n0, n1, n2, n3 int
+	for len(ts) >= 4 {
+		n0 += below(ts[0], v)
+		n1 += below(ts[1], v)
+		n2 += below(ts[2], v)
+		n3 += below(ts[3], v)
+		ts = ts[4:]
 	}
-	return n
+	for _, t := range ts {
+		n0 += below(t, v)
+	}
+	return n0 + n1 + n2 + n3
 }
 
 // last returns the series' latest event stamp before to, or 0.
 func (s *series) last(to uint32) uint32 {
+	if s.latest < to {
+		return s.latest
+	}
 	var best uint32
 	for _, ts := range [][]uint32{s.touch, s.deleted, s.restored} {
-		if i := lowerBound(ts, to); i > 0 && ts[i-1] > best {
-			best = ts[i-1]
+		n := len(ts)
+		if n > 0 && ts[n-1] < to { // a period that ends now
+			best = max(best, ts[n-1])
+		} else if i := lowerBound(ts, to); i > 0 {
+			best = max(best, ts[i-1])
 		}
 	}
 	return best

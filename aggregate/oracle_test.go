@@ -437,7 +437,9 @@ func TestReportMatchesOracle(t *testing.T) {
 					what := fmt.Sprintf("step %d %s [%s, %s) %s filters %+v", step, q.Bounds.Name,
 						q.Bounds.From.Format(time.RFC3339), q.Bounds.To.Format(time.RFC3339), q.Bounds.Loc,
 						Query{Tenant: q.Tenant, Entity: q.Entity, User: q.User, Team: q.Team, Source: q.Source})
-					compareReports(t, what, s.Report(q, oraclePeople), oracleReport(applied, q))
+					got := s.Report(q, oraclePeople)
+					compareReports(t, what, got, oracleReport(applied, q))
+					checkJSON(t, what, got)
 				}
 				if t.Failed() {
 					return

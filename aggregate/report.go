@@ -106,7 +106,9 @@ func RowID(dir crmpulse.Directory, source, user string) (id, status string) {
 // the series' touches in the period for the distinct records.
 func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 	b := q.Bounds
-	from, to := boundStamp(b.From), boundStamp(b.To)
+	// Stamps start at 1, so a from of 1 is the same period, and a record's
+	// first touch (previous touch 0) counts in it.
+	from, to := max(boundStamp(b.From), 1), boundStamp(b.To)
 	rep := Report{
 		Period:            PeriodInfo{Name: b.Name, From: b.From.UTC(), To: b.To.UTC(), TZ: b.Loc.String()},
 		Entities:          slices.Clone(crmpulse.Entities),
@@ -123,10 +125,12 @@ func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 	refs := make([]rowRef, len(s.actorKeys))
 	resolved := make([]bool, len(s.actorKeys))
 	picked := make([]pick, 0, len(s.keys))
+	matched := 0
 	for sid, k := range s.keys {
 		if !q.matchSeries(k) {
 			continue
 		}
+		matched++
 		a := s.actorOf[sid]
 		if !resolved[a] {
 			refs[a].id, refs[a].status = RowID(dir, k.Source, k.User)
@@ -142,7 +146,12 @@ func (s *Store) Report(q Query, dir crmpulse.Directory) Report {
 		}
 		picked = append(picked, pick{sid: uint32(sid), ref: ref})
 	}
-	figs := s.figuresOf(picked, from, to, bucket, q.Only == nil)
+	// A report that reads whole groups sums their day counts.
+	var zone *zoneDays
+	if q.Only == nil && bucket.interval == "day" && len(picked) == matched {
+		zone = s.days.zone(s, b.Loc)
+	}
+	figs := s.figuresOf(picked, from, to, bucket, q.Only == nil, zone)
 
 	totals := make([]Figures, len(s.entityNames))
 	counted := make([]bool, len(s.entityNames))
@@ -208,23 +217,39 @@ type pick struct {
 var parallelTouches = 200_000
 
 // figuresOf counts the picked series over [from, to), adding to bucket's
-// intervals when series is set. Over many touches it splits the series
-// among the processors, each summing its own intervals, merged at the end.
-// The caller holds s.mu for reading.
-func (s *Store) figuresOf(picked []pick, from, to uint32, bucket *bucketer, series bool) []Figures {
+// intervals when series is set: from zone's day counts for the intervals
+// that are whole days of it when zone is not nil, and from the series'
+// columns for the others. Over many touches it splits the series among
+// the processors, each summing its own intervals, merged at the end. The
+// caller holds s.mu for reading.
+func (s *Store) figuresOf(picked []pick, from, to uint32, bucket *bucketer, series bool, zone *zoneDays) []Figures {
 	figs := make([]Figures, len(picked))
+	var days []int
+	walks := [][2]uint32{{from, to}}
+	if series && zone != nil {
+		days, walks = bucket.days(zone, to)
+	}
 	count := func(bk *bucketer, lo, hi int) {
 		byEntity := make([]*pointCounts, len(s.entityNames))
 		for i := lo; i < hi; i++ {
 			sid := picked[i].sid
-			var pts *pointCounts
-			if e := s.entityOf[sid]; series {
-				if byEntity[e] == nil {
-					byEntity[e] = bk.entity(s.entityNames[e])
-				}
-				pts = byEntity[e]
+			ser := s.series[sid]
+			if !series {
+				figs[i] = ser.figures(from, to, nil)
+				continue
 			}
-			figs[i] = s.series[sid].figures(from, to, pts)
+			e := s.entityOf[sid]
+			if byEntity[e] == nil {
+				byEntity[e] = bk.entity(s.entityNames[e])
+			}
+			if zone == nil {
+				figs[i] = ser.figures(from, to, byEntity[e])
+				continue
+			}
+			figs[i] = ser.figures(from, to, nil)
+			for _, w := range walks {
+				ser.addPoints(byEntity[e], w[0], w[1])
+			}
 		}
 	}
 	touches := 0
@@ -234,9 +259,19 @@ func (s *Store) figuresOf(picked []pick, from, to uint32, bucket *bucketer, seri
 	workers := min(runtime.GOMAXPROCS(0), 4, touches/parallelTouches+1)
 	if workers <= 1 {
 		count(bucket, 0, len(picked))
-		return figs
+	} else {
+		s.countSplit(picked, touches, workers, bucket, count)
 	}
-	// Split by touches held, a fair guess at the work.
+	if days != nil {
+		s.addDays(picked, zone, days, bucket)
+	}
+	return figs
+}
+
+// countSplit runs count over parts of picked holding about as many
+// touches each, on workers goroutines, and merges their intervals into
+// bucket.
+func (s *Store) countSplit(picked []pick, touches, workers int, bucket *bucketer, count func(*bucketer, int, int)) {
 	forks := make([]*bucketer, workers)
 	var wg sync.WaitGroup
 	lo, acc, w := 0, 0, 0
@@ -253,7 +288,29 @@ func (s *Store) figuresOf(picked []pick, from, to uint32, bucket *bucketer, seri
 	for _, f := range forks[:w] {
 		bucket.merge(f)
 	}
-	return figs
+}
+
+// addDays adds the day counts of the picked series' groups to the
+// intervals that are whole days of zone (days[i] >= 0).
+func (s *Store) addDays(picked []pick, zone *zoneDays, days []int, bucket *bucketer) {
+	used := make([]bool, len(s.groupEntity))
+	for _, pk := range picked {
+		used[s.series[pk.sid].group] = true
+	}
+	for g, ok := range used {
+		if !ok || g >= len(zone.groups) {
+			continue
+		}
+		counts := zone.groups[g]
+		pc := bucket.entity(s.entityNames[s.groupEntity[g]])
+		for i, d := range days {
+			if d >= 0 && d < len(counts) {
+				c := counts[d]
+				pc.changes[i] += int(c.touches + c.others)
+				pc.records[i] += int(c.records)
+			}
+		}
+	}
 }
 
 func (r *Row) add(entity string, f Figures) {
@@ -340,6 +397,37 @@ func (bk *bucketer) entity(name string) *pointCounts {
 		bk.entities[name] = pc
 	}
 	return pc
+}
+
+// days returns, for each interval, the day of z that is exactly it, or
+// -1, and the stamp ranges of the intervals that are not whole days of z
+// (a period's first and last days when it does not start or end at
+// midnight), which the columns count. An interval outside z's days holds
+// no events: z covers every event.
+func (bk *bucketer) days(z *zoneDays, to uint32) ([]int, [][2]uint32) {
+	days := make([]int, len(bk.starts))
+	var walks [][2]uint32
+	for i, start := range bk.starts {
+		end := to
+		if i+1 < len(bk.starts) {
+			end = bk.starts[i+1]
+		}
+		j := upperBound(z.starts, start) - 1
+		switch {
+		case len(z.starts) == 0 || end <= z.starts[0] || start >= z.starts[len(z.starts)-1]:
+			days[i] = -1
+		case j >= 0 && z.starts[j] == start && z.starts[j+1] == end:
+			days[i] = j
+		default:
+			days[i] = -1
+			if n := len(walks); n > 0 && walks[n-1][1] == start {
+				walks[n-1][1] = end
+			} else {
+				walks = append(walks, [2]uint32{start, end})
+			}
+		}
+	}
+	return days, walks
 }
 
 // fork returns an empty bucketer of the same intervals.

@@ -208,9 +208,16 @@ func (s *Store) trimColumns(goal uint32) int {
 		ser.created, _ = cut(ser.created) // created events are touches too
 		ser.deleted, deleted = cut(ser.deleted)
 		ser.restored, restored = cut(ser.restored)
+		if touches > 0 {
+			ser.deriveLasts()
+		}
+		ser.latest = ser.lastStamp()
 		dropped += touches + deleted + restored
 	}
 	s.events -= dropped
+	if dropped > 0 {
+		s.days.reset()
+	}
 	return dropped
 }
 

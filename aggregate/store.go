@@ -63,9 +63,14 @@ type Store struct {
 	actorKeys         [][3]string
 	entities          map[string]uint32
 	entityNames       []string
-	events            int
-	positions         map[int32]int64
-	horizons          horizons // written under both applyMu and mu
+	// Each series' group (tenant, source, entity), numbered, and each
+	// group's entity; days counts the groups' events per day (days.go).
+	groups      map[[3]string]uint32
+	groupEntity []uint32
+	days        dayCaches
+	events      int
+	positions   map[int32]int64
+	horizons    horizons // written under both applyMu and mu
 }
 
 type metrics struct {
@@ -80,7 +85,7 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 	s := &Store{
 		db: db, logger: logger.With("component", "aggregate"),
 		ids: map[seriesKey]uint32{}, positions: map[int32]int64{},
-		actors: map[[3]string]uint32{}, entities: map[string]uint32{},
+		actors: map[[3]string]uint32{}, entities: map[string]uint32{}, groups: map[[3]string]uint32{},
 		metrics: metrics{outOfRange: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "crmpulse_state_out_of_range_total",
 			Help: "Events dated before 1970 or after 2106: kept in the transaction index, not counted in reports.",
@@ -114,7 +119,11 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
 	for _, ser := range s.series {
-		ser.fit()
+		ser.loaded()
+	}
+	if !db.Opts().InMemory {
+		n := dropTablePages(db.Opts().Dir)
+		s.logger.Debug("table pages read by the load dropped from memory", "bytes", n)
 	}
 	s.logger.Info("state loaded", "events", s.events, "series", len(s.series), "partitions", len(s.positions))
 	return s, nil
@@ -124,22 +133,26 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 func (s *Store) addSeries(k seriesKey) {
 	s.ids[k] = uint32(len(s.series))
 	s.keys = append(s.keys, k)
-	s.series = append(s.series, &series{})
 	actor := [3]string{k.Tenant, k.Source, k.User}
-	a, ok := s.actors[actor]
-	if !ok {
-		a = uint32(len(s.actorKeys))
-		s.actors[actor] = a
-		s.actorKeys = append(s.actorKeys, actor)
-	}
-	e, ok := s.entities[k.Entity]
-	if !ok {
-		e = uint32(len(s.entityNames))
-		s.entities[k.Entity] = e
-		s.entityNames = append(s.entityNames, k.Entity)
-	}
+	a := number(s.actors, actor, func() { s.actorKeys = append(s.actorKeys, actor) })
+	e := number(s.entities, k.Entity, func() { s.entityNames = append(s.entityNames, k.Entity) })
+	group := [3]string{k.Tenant, k.Source, k.Entity}
+	g := number(s.groups, group, func() { s.groupEntity = append(s.groupEntity, e) })
+	s.series = append(s.series, &series{group: g, days: &s.days})
 	s.actorOf = append(s.actorOf, a)
 	s.entityOf = append(s.entityOf, e)
+}
+
+// number returns k's number in ids, numbering it next and calling added
+// when it is new.
+func number[K comparable](ids map[K]uint32, k K, added func()) uint32 {
+	n, ok := ids[k]
+	if !ok {
+		n = uint32(len(ids))
+		ids[k] = n
+		added()
+	}
+	return n
 }
 
 // Collectors returns the store's Prometheus metrics, for the caller to

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -155,8 +156,17 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusBadRequest, "the query parameters are not valid", errs)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.store.Report(q, s.dir))
+	rep := s.store.Report(q, s.dir)
+	buf := reportBuffers.Get().(*[]byte)
+	defer reportBuffers.Put(buf)
+	*buf = append(rep.AppendJSON((*buf)[:0]), '\n') // as writeJSON's encoder ends it
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(*buf)
 }
+
+// reportBuffers hold encoded reports between requests: a report of a
+// thousand people is a few hundred kilobytes.
+var reportBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 func (s *Server) serveTransactions(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -123,4 +124,57 @@ func TestReportRowsForUnmappedAndUnattributed(t *testing.T) {
 	if rep := s.Report(q, people{}); len(rep.Users) != 0 {
 		t.Errorf("a team filter kept %d unmapped rows", len(rep.Users))
 	}
+}
+
+// TestTxnEndKeepsMessagesWhole checks where Apply cuts its transactions:
+// never between two records of one offset, the events of one log message.
+func TestTxnEndKeepsMessagesWhole(t *testing.T) {
+	// offsets builds a batch of runs: sizes[i] records at offset i.
+	offsets := func(sizes ...int) []crmpulse.Record {
+		var b []crmpulse.Record
+		for off, n := range sizes {
+			for range n {
+				b = append(b, crmpulse.Record{Offset: int64(off)})
+			}
+		}
+		return b
+	}
+	tests := []struct {
+		name  string
+		batch []crmpulse.Record
+		want  []int // the end of each transaction
+	}{
+		{"one record per offset", offsets(ones(maxTxnRecords + 5)...), []int{maxTxnRecords, maxTxnRecords + 5}},
+		{"a message across the limit", offsets(maxTxnRecords-10, 20, 5), []int{maxTxnRecords - 10, maxTxnRecords + 15}},
+		{"a message larger than the limit", offsets(maxTxnRecords+300, 1), []int{maxTxnRecords + 300, maxTxnRecords + 301}},
+		{"small", offsets(3, 4), []int{7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []int
+			for start := 0; start < len(tt.batch); {
+				end := txnEnd(tt.batch, start)
+				if end <= start {
+					t.Fatalf("txnEnd(%d) = %d, want progress", start, end)
+				}
+				if end < len(tt.batch) && tt.batch[end].Offset == tt.batch[end-1].Offset {
+					t.Errorf("a transaction ends at %d, inside offset %d", end, tt.batch[end].Offset)
+				}
+				got = append(got, end)
+				start = end
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("transactions end at %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// ones returns n ones: a run of n offsets of one record each.
+func ones(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = 1
+	}
+	return out
 }

@@ -87,23 +87,87 @@ func (s *Store) loadJournals(txn *badger.Txn) error {
 }
 
 // fold writes the journaled changes into the day chunks and deletes the
-// entries. A transaction holds whole entries only, so a crash leaves each
-// entry either journaled or folded; a fold too big for one transaction is
-// split. The caller holds applyMu.
+// entries. A transaction holds whole entries, so a crash leaves each entry
+// either journaled or folded; a fold too big for one transaction is split
+// between entries, and a single entry too big (its day chunks have grown
+// large) is folded in parts. The caller holds applyMu.
 func (s *Store) fold() error {
 	return s.foldEntries(s.journals)
 }
 
+// foldEntries folds entries, the first of s.journals.
 func (s *Store) foldEntries(entries []journal) error {
 	err := s.foldTxn(entries)
-	if errors.Is(err, badger.ErrTxnTooBig) && len(entries) > 1 {
-		half := len(entries) / 2
-		if err := s.foldEntries(entries[:half]); err != nil {
+	switch {
+	case !errors.Is(err, badger.ErrTxnTooBig):
+		return err
+	case len(entries) == 1:
+		return s.foldInParts(entries[0])
+	}
+	half := len(entries) / 2
+	if err := s.foldEntries(entries[:half]); err != nil {
+		return err
+	}
+	return s.foldEntries(entries[half:])
+}
+
+// foldInParts folds the first entry of s.journals, j, a prefix of its
+// changes at a time. Each transaction writes the prefix into the chunks
+// and the rest back as the entry, so that after any commit every change
+// is in the chunks or in the journal, never in both. A prefix is safe to
+// fold first: a change's next touch was staged before it.
+func (s *Store) foldInParts(j journal) error {
+	ops := j.ops
+	for len(ops) > 0 {
+		n := len(ops)
+		for {
+			err := s.foldPrefix(j.seq, ops, n)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, badger.ErrTxnTooBig) || n == 1 {
+				return err
+			}
+			n /= 2
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
+
+// foldPrefix folds ops[:n] of the entry seq, the first of s.journals, and
+// leaves ops[n:] journaled.
+func (s *Store) foldPrefix(seq uint64, ops []op, n int) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	f := folding{txn: txn, chunks: map[string]chunk{}}
+	for _, o := range ops[:n] {
+		if err := f.add(o); err != nil {
 			return err
 		}
-		return s.foldEntries(entries[half:])
 	}
-	return err
+	if err := f.stage(); err != nil {
+		return err
+	}
+	var err error
+	if n < len(ops) {
+		err = txn.Set(journalKey(seq), encodeOps(ops[n:]))
+	} else {
+		err = txn.Delete(journalKey(seq))
+	}
+	if err != nil {
+		return fmt.Errorf("stage journal: %w", err)
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("commit fold: %w", err)
+	}
+	s.journaled -= n
+	if n < len(ops) {
+		s.journals[0].ops = ops[n:]
+	} else {
+		s.journals = s.journals[1:]
+	}
+	return nil
 }
 
 func (s *Store) foldTxn(entries []journal) error {
@@ -117,10 +181,8 @@ func (s *Store) foldTxn(entries []journal) error {
 			}
 		}
 	}
-	for k, c := range f.chunks {
-		if err := txn.Set([]byte(k), c); err != nil {
-			return fmt.Errorf("stage chunk: %w", err)
-		}
+	if err := f.stage(); err != nil {
+		return err
 	}
 	for _, j := range entries {
 		if err := txn.Delete(journalKey(j.seq)); err != nil {
@@ -143,6 +205,16 @@ func (s *Store) foldTxn(entries []journal) error {
 type folding struct {
 	txn    *badger.Txn
 	chunks map[string]chunk // chunk key -> new contents
+}
+
+// stage writes the rewritten chunks into the transaction.
+func (f *folding) stage() error {
+	for k, c := range f.chunks {
+		if err := f.txn.Set([]byte(k), c); err != nil {
+			return fmt.Errorf("stage chunk: %w", err)
+		}
+	}
+	return nil
 }
 
 // add puts o's event into its day chunk and, for a late touch, moves the

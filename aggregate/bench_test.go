@@ -315,7 +315,7 @@ func columnBytes(s *Store) int {
 	}
 	for _, ser := range s.series {
 		n += 4 * (cap(ser.touch) + cap(ser.prev) + cap(ser.created) + cap(ser.deleted) + cap(ser.restored) +
-			cap(ser.lasts) + cap(ser.orphans))
+			cap(ser.ends.lasts) + cap(ser.ends.orphans) + cap(ser.ends.prevs))
 	}
 	return n
 }

@@ -197,16 +197,22 @@ func (z *zoneDays) cover(t uint32) bool {
 		start := boundStamp(crmpulse.Midnight(l.Year(), l.Month(), l.Day(), z.loc))
 		z.starts = []uint32{start, z.next(start)}
 	}
-	for t < z.starts[0] {
-		if len(z.starts) > maxZoneDays {
-			return false
+	if t < z.starts[0] {
+		// The days before, latest first, then moved in front at once.
+		var before []uint32
+		for first := z.starts[0]; t < first; {
+			if len(before)+len(z.starts) > maxZoneDays {
+				return false
+			}
+			l := stampTime(first - 1).In(z.loc)
+			first = boundStamp(crmpulse.Midnight(l.Year(), l.Month(), l.Day(), z.loc))
+			before = append(before, first)
 		}
-		l := stampTime(z.starts[0] - 1).In(z.loc)
-		start := boundStamp(crmpulse.Midnight(l.Year(), l.Month(), l.Day(), z.loc))
-		z.starts = slices.Insert(z.starts, 0, start)
+		slices.Reverse(before)
+		z.starts = slices.Concat(before, z.starts)
 		for g, counts := range z.groups {
 			if len(counts) > 0 {
-				z.groups[g] = slices.Insert(counts, 0, dayCount{})
+				z.groups[g] = slices.Concat(make([]dayCount, len(before)), counts)
 			}
 		}
 	}

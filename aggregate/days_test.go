@@ -25,6 +25,7 @@ func TestDayCountsFollowApply(t *testing.T) {
 	mid := time.Date(2026, 3, 25, 0, 0, 0, 0, time.UTC) // Europe's change to summer time is near
 	var applied []crmpulse.Event
 	offset := int64(0)
+	spread := 15
 	apply := func(n int, tenant string, from, to time.Time) {
 		t.Helper()
 		var batch []crmpulse.Event
@@ -33,7 +34,7 @@ func TestDayCountsFollowApply(t *testing.T) {
 				ID: fmt.Sprintf("d%d", offset+int64(len(batch))), Tenant: tenant,
 				Source: []string{"hubspot", "salesforce"}[rng.IntN(2)],
 				User:   []string{"u1", "u2", "u3", "u4", "Carl", ""}[rng.IntN(6)],
-				Entity: []string{"lead", "account"}[rng.IntN(2)], Record: fmt.Sprintf("R%d", rng.IntN(15)),
+				Entity: []string{"lead", "account"}[rng.IntN(2)], Record: fmt.Sprintf("R%d", rng.IntN(spread)),
 				Action: crmpulse.Actions[rng.IntN(len(crmpulse.Actions))],
 				At:     from.Add(time.Duration(rng.Int64N(int64(to.Sub(from))))).Truncate(time.Second),
 			}
@@ -64,6 +65,7 @@ func TestDayCountsFollowApply(t *testing.T) {
 			}
 		}
 		checkLasts(t, s, step)
+		checkZones(t, s, step)
 		if t.Failed() {
 			t.FailNow()
 		}
@@ -77,6 +79,15 @@ func TestDayCountsFollowApply(t *testing.T) {
 	check("days before and after")
 	apply(200, "globex", mid.AddDate(0, 0, -15), mid.AddDate(0, 0, 15))
 	check("new groups")
+	// Records touched once each, then the same few again and again: the
+	// series' ends change form (ends.go) while Apply adds to them.
+	spread = 100_000
+	apply(2500, "acme", mid.AddDate(0, 0, -20), mid.AddDate(0, 0, 20))
+	check("records touched once")
+	spread = 3
+	apply(2500, "acme", mid.AddDate(0, 0, -20), mid.AddDate(0, 0, 20))
+	check("records touched often")
+	spread = 15
 	maxZoneDays = 200
 	apply(50, "acme", mid.AddDate(0, 0, -300), mid.AddDate(0, 0, 300))
 	check("too many days")
@@ -109,6 +120,37 @@ func TestDayCountsFollowApply(t *testing.T) {
 	checkLasts(t, s, "retention")
 }
 
+// checkZones checks that the day counts Apply kept are those a zone built
+// from the columns now would have, but for days with no events.
+func checkZones(t *testing.T, s *Store, step string) {
+	t.Helper()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, z := range s.days.zones {
+		if z.dead {
+			continue
+		}
+		fresh := buildZone(s, z.loc)
+		count := func(z *zoneDays, g, d int) dayCount {
+			if g < len(z.groups) && d < len(z.groups[g]) {
+				return z.groups[g][d]
+			}
+			return dayCount{}
+		}
+		offset := slices.Index(z.starts, fresh.starts[0])
+		if offset < 0 || !slices.Equal(z.starts[offset:offset+len(fresh.starts)], fresh.starts) {
+			t.Fatalf("%s: %s: days %v, built %v", step, z.loc, z.starts, fresh.starts)
+		}
+		for g := range fresh.groups {
+			for d := range len(fresh.starts) - 1 {
+				if got, want := count(z, g, d+offset), count(fresh, g, d); got != want {
+					t.Fatalf("%s: %s: group %d day %d: %+v, built %+v", step, z.loc, g, d, got, want)
+				}
+			}
+		}
+	}
+}
+
 // checkLasts checks that each series' lasts and orphans count, for every
 // stamp, the touches from it whose previous touch is before it.
 func checkLasts(t *testing.T, s *Store, step string) {
@@ -118,7 +160,7 @@ func checkLasts(t *testing.T, s *Store, step string) {
 	for sid, ser := range s.series {
 		for _, v := range slices.Concat(ser.touch, ser.prev) {
 			for _, v := range []uint32{max(v, 2) - 1, max(v, 1), v + 1} { // stamps start at 1
-				if got, want := ser.recordsFrom(v), countBelow(ser.prev[lowerBound(ser.touch, v):], v); got != want {
+				if got, want := ser.ends.from(ser.touch, v), countBelow(ser.prev[lowerBound(ser.touch, v):], v); got != want {
 					t.Fatalf("%s: series %d: %d records from %d, want %d", step, sid, got, v, want)
 				}
 			}

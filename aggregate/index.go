@@ -61,16 +61,8 @@ func stampTime(v uint32) time.Time { return time.Unix(int64(v)-1, 0).UTC() }
 type series struct {
 	touch, prev                []uint32
 	created, deleted, restored []uint32
-	// lasts minus orphans is the multiset of touch minus that of prev (its
-	// non-zero stamps): lasts are the touches no touch follows, each
-	// record's latest; orphans are previous touches that are not in touch
-	// (dropped by the retention, or for a moment while a late touch is
-	// added). The records touched at or after v are the touches at or
-	// after v whose previous touch is before v, which is the touches at or
-	// after v less the previous touches at or after v: the lasts at or
-	// after v less the orphans at or after v. That counts a period's
-	// distinct records without reading its touches.
-	lasts, orphans []uint32
+	// ends counts the distinct records touched from a stamp on (ends.go).
+	ends ends
 	// latest is the latest stamp of touch, deleted and restored, or 0.
 	latest uint32
 	// group is the series' tenant, source and entity, numbered; days are
@@ -79,73 +71,18 @@ type series struct {
 	days  *dayCaches
 }
 
-// loaded derives lasts and orphans from the loaded columns and gives back
-// the room the columns grew by while loading.
+// loaded derives ends from the loaded columns and gives back the room
+// the columns grew by while loading.
 func (s *series) loaded() {
 	s.latest = s.lastStamp()
-	s.deriveLasts()
+	s.ends.derive(s.touch, s.prev)
 	s.fit()
-}
-
-// deriveLasts sets lasts and orphans from touch and prev.
-func (s *series) deriveLasts() {
-	prevs := make([]uint32, 0, len(s.prev))
-	for _, p := range s.prev {
-		if p != 0 {
-			prevs = append(prevs, p)
-		}
-	}
-	slices.Sort(prevs)
-	s.lasts, s.orphans = s.lasts[:0], s.orphans[:0]
-	i, j := 0, 0
-	for i < len(s.touch) || j < len(prevs) {
-		switch {
-		case j == len(prevs) || i < len(s.touch) && s.touch[i] < prevs[j]:
-			s.lasts = append(s.lasts, s.touch[i])
-			i++
-		case i == len(s.touch) || prevs[j] < s.touch[i]:
-			s.orphans = append(s.orphans, prevs[j])
-			j++
-		default:
-			i, j = i+1, j+1
-		}
-	}
-}
-
-// endTouch adds v to the multiset touch minus prev, removeTouch takes it
-// away; a stamp leaves orphans before it joins lasts, and the other way.
-func (s *series) endTouch(v uint32) {
-	if !removeSorted(&s.orphans, v) {
-		s.lasts = insertSorted(s.lasts, v)
-	}
-}
-
-func (s *series) continueTouch(v uint32) {
-	if !removeSorted(&s.lasts, v) {
-		s.orphans = insertSorted(s.orphans, v)
-	}
-}
-
-// removeSorted removes one v from the sorted *ts and reports whether there
-// was one.
-func removeSorted(ts *[]uint32, v uint32) bool {
-	i := lowerBound(*ts, v)
-	if i == len(*ts) || (*ts)[i] != v {
-		return false
-	}
-	*ts = slices.Delete(*ts, i, i+1)
-	return true
-}
-
-// recordsFrom counts the records touched at or after v.
-func (s *series) recordsFrom(v uint32) int {
-	return len(s.lasts) - lowerBound(s.lasts, v) - (len(s.orphans) - lowerBound(s.orphans, v))
 }
 
 // fit gives back the room the columns grew by while loading, when it is
 // more than a sixteenth of what they hold.
 func (s *series) fit() {
-	for _, col := range []*[]uint32{&s.touch, &s.prev, &s.created, &s.deleted, &s.restored, &s.lasts, &s.orphans} {
+	for _, col := range []*[]uint32{&s.touch, &s.prev, &s.created, &s.deleted, &s.restored} {
 		if c := *col; cap(c) > len(c)+len(c)/16 {
 			*col = slices.Clone(c)
 		}
@@ -161,10 +98,7 @@ func (s *series) addTouch(t, prev uint32, created bool) {
 		s.created = insertSorted(s.created, t)
 	}
 	s.latest = max(s.latest, t)
-	s.endTouch(t)
-	if prev != 0 {
-		s.continueTouch(prev)
-	}
+	s.ends.addTouch(t, prev, s.touch, s.prev)
 	s.days.touch(s.group, t, prev)
 }
 
@@ -175,12 +109,7 @@ func (s *series) setPrev(t, old, prev uint32) bool {
 	for i := lowerBound(s.touch, t); i < len(s.touch) && s.touch[i] == t; i++ {
 		if s.prev[i] == old {
 			s.prev[i] = prev
-			if old != 0 {
-				s.endTouch(old)
-			}
-			if prev != 0 {
-				s.continueTouch(prev)
-			}
+			s.ends.setPrev(old, prev)
 			s.days.repoint(s.group, t, old, prev)
 			return true
 		}
@@ -267,7 +196,7 @@ func (s *series) figures(from, to uint32, pts *pointCounts) Figures {
 	if pts == nil {
 		// Count the fewer previous touches: the period's, or those after it.
 		if after := len(s.touch) - hi; after < touches {
-			f.Records = s.recordsFrom(from) - countBelow(s.prev[hi:], from)
+			f.Records = s.ends.from(s.touch, from) - countBelow(s.prev[hi:], from)
 		} else {
 			f.Records = countBelow(s.prev[lo:hi], from)
 		}

@@ -209,7 +209,7 @@ func (s *Store) trimColumns(goal uint32) int {
 		ser.deleted, deleted = cut(ser.deleted)
 		ser.restored, restored = cut(ser.restored)
 		if touches > 0 {
-			ser.deriveLasts()
+			ser.ends.derive(ser.touch, ser.prev)
 		}
 		ser.latest = ser.lastStamp()
 		dropped += touches + deleted + restored

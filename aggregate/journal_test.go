@@ -3,12 +3,8 @@ package aggregate
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 
 	"github.com/crmpulse/crmpulse"
 )
@@ -22,18 +18,8 @@ func TestFoldSplitsAnEntryTooBigForATransaction(t *testing.T) {
 	defer func(n int) { foldOps = n }(foldOps)
 	foldOps = 1
 	dir := t.TempDir()
-	open := func() (*Store, *badger.DB) {
-		db, err := badger.Open(BadgerOptions(dir).WithMemTableSize(2 << 20).WithValueThreshold(64 << 10))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := Open(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s, db
-	}
-	s, db := open()
+	opts := BadgerOptions(dir).WithMemTableSize(2 << 20).WithValueThreshold(64 << 10)
+	s, closeDB := openStoreWith(t, opts)
 
 	// 40 series, every event on one day: after 36,000 events each
 	// transaction's entry rewrites 40 chunks of about 8 KiB.
@@ -55,8 +41,8 @@ func TestFoldSplitsAnEntryTooBigForATransaction(t *testing.T) {
 
 	q := customQuery(day, day.Add(24*time.Hour))
 	compareReports(t, "after the folds", s.Report(q, oraclePeople), oracleReport(events, q))
-	db.Close()
-	s, db = open()
-	defer db.Close()
+	closeDB()
+	s, closeDB = openStoreWith(t, opts)
+	defer closeDB()
 	compareReports(t, "after reopening", s.Report(q, oraclePeople), oracleReport(events, q))
 }

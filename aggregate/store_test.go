@@ -29,7 +29,13 @@ func (p people) Resolve(source, user string) (string, bool) {
 
 func openStore(t *testing.T, dir string) (*Store, func()) {
 	t.Helper()
-	db, err := badger.Open(BadgerOptions(dir))
+	return openStoreWith(t, BadgerOptions(dir))
+}
+
+// openStoreWith opens the store in a Badger opened with opts.
+func openStoreWith(t *testing.T, opts badger.Options) (*Store, func()) {
+	t.Helper()
+	db, err := badger.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import "github.com/dgraph-io/badger/v4"
 // 64 MiB memtables, a 256 MiB block cache, every table index in memory).
 // Every process that opens the state uses these.
 func BadgerOptions(dir string) badger.Options {
-	return badger.DefaultOptions(dir).
+	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		// A transaction may hold 15% of a memtable: 2.4 MiB, several
 		// times an Apply transaction of maxTxnRecords events.
@@ -18,4 +18,10 @@ func BadgerOptions(dir string) badger.Options {
 		// Table indexes and bloom filters are cached, not all held.
 		WithIndexCacheSize(32 << 20).
 		WithNumCompactors(2)
+	// Every level's tables stay at the base size (2 MiB). By default each
+	// level's are twice the size of the level above's, so a compaction of
+	// the deepest levels of a large state built tables of tens of MiB in
+	// the heap: 112 MB of the server's 213 MB while it took a load.
+	opts.TableSizeMultiplier = 1
+	return opts
 }

@@ -1,11 +1,11 @@
 package aggregate
 
 import (
-	"encoding/json"
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/crmpulse/crmpulse/internal/jsontext"
 )
 
 // AppendJSON appends r as encoding/json encodes it, byte for byte, without
@@ -13,13 +13,13 @@ import (
 // encoding/json 2.5 ms, as much as computing it.
 func (r *Report) AppendJSON(b []byte) []byte {
 	b = append(b, `{"period":{"name":`...)
-	b = appendJSONString(b, r.Period.Name)
+	b = jsontext.AppendString(b, r.Period.Name)
 	b = append(b, `,"from":`...)
 	b = appendTime(b, r.Period.From)
 	b = append(b, `,"to":`...)
 	b = appendTime(b, r.Period.To)
 	b = append(b, `,"tz":`...)
-	b = appendJSONString(b, r.Period.TZ)
+	b = jsontext.AppendString(b, r.Period.TZ)
 	b = append(b, `},"entities":`...)
 	b = appendStrings(b, r.Entities)
 	b = append(b, `,"users":`...)
@@ -38,7 +38,7 @@ func (r *Report) AppendJSON(b []byte) []byte {
 	b = append(b, `,"totals":`...)
 	b = appendMap(b, r.Totals, appendFigures)
 	b = append(b, `,"series":{"interval":`...)
-	b = appendJSONString(b, r.Series.Interval)
+	b = jsontext.AppendString(b, r.Series.Interval)
 	b = append(b, `,"points":`...)
 	if r.Series.Points == nil {
 		b = append(b, "null"...)
@@ -49,7 +49,7 @@ func (r *Report) AppendJSON(b []byte) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"t":`...)
-			b = appendJSONString(b, p.T)
+			b = jsontext.AppendString(b, p.T)
 			b = append(b, `,"changes":`...)
 			b = appendMap(b, p.Changes, appendInt)
 			b = append(b, `,"records":`...)
@@ -67,13 +67,13 @@ func (r *Report) AppendJSON(b []byte) []byte {
 
 func (row *Row) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, row.ID)
+	b = jsontext.AppendString(b, row.ID)
 	b = append(b, `,"name":`...)
 	b = appendOptional(b, row.Name)
 	b = append(b, `,"team":`...)
 	b = appendOptional(b, row.Team)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, row.Status)
+	b = jsontext.AppendString(b, row.Status)
 	b = append(b, `,"last_activity":`...)
 	if row.LastActivity == nil {
 		b = append(b, "null"...)
@@ -119,7 +119,7 @@ func appendMap[V any](b []byte, m map[string]V, value func(V, []byte) []byte) []
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsontext.AppendString(b, k)
 		b = append(b, ':')
 		b = value(m[k], b)
 	}
@@ -135,7 +135,7 @@ func appendStrings(b []byte, ss []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, s)
+		b = jsontext.AppendString(b, s)
 	}
 	return append(b, ']')
 }
@@ -144,7 +144,7 @@ func appendOptional(b []byte, s *string) []byte {
 	if s == nil {
 		return append(b, "null"...)
 	}
-	return appendJSONString(b, *s)
+	return jsontext.AppendString(b, *s)
 }
 
 func appendTime(b []byte, t time.Time) []byte {
@@ -153,18 +153,4 @@ func appendTime(b []byte, t time.Time) []byte {
 		return append(b, "null"...)
 	}
 	return t.AppendFormat(b, `"`+time.RFC3339Nano+`"`)
-}
-
-// appendJSONString appends s quoted; a string encoding/json would escape
-// (quotes, controls, <, >, &, anything not ASCII) is left to it.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

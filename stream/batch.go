@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/crmpulse/crmpulse"
+	"github.com/crmpulse/crmpulse/internal/jsontext"
 )
 
 // BatchType is the CloudEvents type of a log message that carries several
@@ -77,8 +77,8 @@ func AppendBatch(b []byte, events []crmpulse.Event) []byte {
 	return append(b, ']')
 }
 
-// appendEvent writes e as encoding/json would write crmpulse.Event, with
-// the identity as id: the same names, omissions and time format.
+// appendEvent writes e as json.Marshal writes crmpulse.Event, with the
+// identity as id: the same names, omissions, escapes and time format.
 func appendEvent(b []byte, e *crmpulse.Event) []byte {
 	b = appendField(b, `{"id":`, e.Identity())
 	b = appendField(b, `,"tenant":`, e.Tenant)
@@ -99,7 +99,7 @@ func appendEvent(b []byte, e *crmpulse.Event) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, f)
+			b = jsontext.AppendString(b, f)
 		}
 		b = append(b, ']')
 	}
@@ -114,71 +114,13 @@ func appendEvent(b []byte, e *crmpulse.Event) []byte {
 }
 
 func appendField(b []byte, name, value string) []byte {
-	return appendString(append(b, name...), value)
+	return jsontext.AppendString(append(b, name...), value)
 }
 
 func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	return append(t.AppendFormat(b, time.RFC3339Nano), '"')
 }
-
-// appendString writes s as a JSON string as encoding/json does without its
-// HTML escaping: quotes, backslashes, control characters, U+2028 and
-// U+2029 escaped, and invalid UTF-8 replaced by U+FFFD.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, `\u00`...)
-				b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		var escape string
-		switch {
-		case r == utf8.RuneError && size == 1:
-			escape = `\ufffd`
-		case r == '\u2028':
-			escape = `\u2028`
-		case r == '\u2029':
-			escape = `\u2029`
-		}
-		i += size
-		if escape != "" {
-			b = append(b, s[start:i-size]...)
-			b = append(b, escape...)
-			start = i
-		}
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
 
 // OpenBatch reads the events of a batch's data. Every event must be valid
 // (as Open judges a single one): a batch is refused whole, naming the
@@ -190,10 +132,8 @@ func OpenBatch(data []byte) ([]crmpulse.Event, error) {
 	}
 	now := time.Now()
 	for i := range events {
-		e := &events[i]
-		e.Normalize()
-		if errs := e.Validate(now); len(errs) > 0 {
-			return nil, fmt.Errorf("invalid event %d of the batch: %s %s", i, errs[0].Field, errs[0].Detail)
+		if err := ready(&events[i], now); err != nil {
+			return nil, fmt.Errorf("invalid event %d of the batch: %w", i, err)
 		}
 	}
 	return events, nil
@@ -203,8 +143,8 @@ func OpenBatch(data []byte) ([]crmpulse.Event, error) {
 // a single event as Open reads it.
 func OpenMessage(attr func(name string) string, data []byte) ([]crmpulse.Event, error) {
 	if attr(AttrType) == BatchType {
-		if v := attr(AttrSpecVersion); v != "" && v != SpecVersion {
-			return nil, fmt.Errorf("unsupported cloudevents specversion %q", v)
+		if err := checkSpecVersion(attr); err != nil {
+			return nil, err
 		}
 		return OpenBatch(data)
 	}

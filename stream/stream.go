@@ -31,13 +31,14 @@ const (
 	AttrTime        = "time"
 )
 
-// Open reads an event from its CloudEvents attributes and data, as written
-// by Envelope or by another producer. The ce id wins over an id in the data;
-// a tenant or source missing from the data is taken from the ce source.
+// Open reads a single event from its CloudEvents attributes and data, as
+// another producer writes it (crmpulse writes batches, see OpenMessage).
+// The ce id wins over an id in the data; a tenant or source missing from
+// the data is taken from the ce source.
 func Open(attr func(name string) string, data []byte) (crmpulse.Event, error) {
 	var e crmpulse.Event
-	if v := attr(AttrSpecVersion); v != "" && v != SpecVersion {
-		return e, fmt.Errorf("unsupported cloudevents specversion %q", v)
+	if err := checkSpecVersion(attr); err != nil {
+		return e, err
 	}
 	if t := attr(AttrType); t != "" && t != EventType {
 		return e, fmt.Errorf("unexpected cloudevents type %q, want %s", t, EventType)
@@ -57,11 +58,26 @@ func Open(attr func(name string) string, data []byte) (crmpulse.Event, error) {
 			e.Tenant = tenant
 		}
 	}
-	e.Normalize()
-	if errs := e.Validate(time.Now()); len(errs) > 0 {
-		return e, fmt.Errorf("invalid event: %s %s", errs[0].Field, errs[0].Detail)
+	if err := ready(&e, time.Now()); err != nil {
+		return e, fmt.Errorf("invalid event: %w", err)
 	}
 	return e, nil
+}
+
+func checkSpecVersion(attr func(name string) string) error {
+	if v := attr(AttrSpecVersion); v != "" && v != SpecVersion {
+		return fmt.Errorf("unsupported cloudevents specversion %q", v)
+	}
+	return nil
+}
+
+// ready normalizes e and says what is first wrong with it, judged at now.
+func ready(e *crmpulse.Event, now time.Time) error {
+	e.Normalize()
+	if errs := e.Validate(now); len(errs) > 0 {
+		return fmt.Errorf("%s %s", errs[0].Field, errs[0].Detail)
+	}
+	return nil
 }
 
 // PartitionKey is the key that keeps one user's events in order: tenant,

@@ -35,7 +35,6 @@ import (
 	"github.com/crmpulse/crmpulse/ingest/pipedrive"
 	"github.com/crmpulse/crmpulse/ingest/salesforce"
 	"github.com/crmpulse/crmpulse/ingest/zoho"
-	"github.com/crmpulse/crmpulse/stream"
 	"github.com/crmpulse/crmpulse/stream/jetstream"
 	"github.com/crmpulse/crmpulse/stream/kafka"
 	"github.com/crmpulse/crmpulse/web"
@@ -196,13 +195,12 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	failed := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		// The hub is in this process: it takes the events as they are.
-		// Web nodes attached to the embedded server get them on the
-		// delta subject.
+		// The hub is in this process and the embedded NATS server takes
+		// no outside clients, so deltas go to the hub as they are, not
+		// through the delta subject the many-process shape uses.
 		worker := aggregate.NewWorker(evlog, store, func(events []crmpulse.Event) {
 			pipeline.applied(events)
 			hub.Publish(events)
-			nc.Publish(crmpulse.DeltaSubject, stream.AppendBatch(nil, events))
 		}, logger)
 		working.Store(true)
 		err := worker.Run(workerCtx)

@@ -39,9 +39,7 @@ func WriteHistoryCSV(dir string, rows, people int, now time.Time) (csvPath, mapp
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
 	w.WriteString("object,record_id,record_name,changed_by,field,changed_at\n")
-	start := now.Add(-historySpan)
-	step := historySpan / time.Duration(rows+1)
-	h := History{People: people, Now: now}
+	h := History{People: people, Now: now, Events: rows}
 	var line []byte
 	for i := range rows {
 		e := h.Event(i)
@@ -53,7 +51,7 @@ func WriteHistoryCSV(dir string, rows, people int, now time.Time) (csvPath, mapp
 		line = append(line, ',')
 		line = append(line, e.User...)
 		line = append(line, ",stage,"...)
-		line = start.Add(time.Duration(i)*step).UTC().AppendFormat(line, time.RFC3339Nano)
+		line = e.At.UTC().AppendFormat(line, time.RFC3339Nano)
 		line = append(line, '\n')
 		w.Write(line)
 	}

@@ -69,3 +69,39 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Error("BENCH_CLIENTS=many: no error")
 	}
 }
+
+// TestHistoryInOrder checks the layout of a history of known length: in
+// time order but for one event in fifty, each late by at most a week;
+// half of the events in the last 60 days; all within the span.
+func TestHistoryInOrder(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	const n = 20_000
+	h := History{People: 1000, Now: now, Events: n}
+	var late, recent int
+	var latest time.Time
+	for i := range n {
+		e := h.Event(i)
+		if e.At.After(now) || e.At.Before(now.Add(-historySpan-lateBy-time.Hour)) {
+			t.Fatalf("Event(%d).At = %v, outside the history's span", i, e.At)
+		}
+		if e.At.Before(latest) {
+			late++
+			if latest.Sub(e.At) > lateBy+time.Hour {
+				t.Fatalf("Event(%d) is %v behind the latest before it, more than a week", i, latest.Sub(e.At))
+			}
+		} else {
+			latest = e.At
+		}
+		if now.Sub(e.At) <= busySpan {
+			recent++
+		}
+	}
+	if late < n/100 || late > n/25 {
+		t.Errorf("%d of %d events late, want about one in fifty", late, n)
+	}
+	// Half fall in the last 60 days, and a 60/395 share of the other half.
+	want := n/2 + n/2*60/395
+	if recent < want*95/100 || recent > want*105/100 {
+		t.Errorf("%d of %d events in the last 60 days, want about %d", recent, n, want)
+	}
+}

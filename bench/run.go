@@ -233,7 +233,7 @@ func (r *Runner) runReport(ctx context.Context) error {
 		return err
 	}
 	defer s.Stop()
-	h := History{People: r.Cfg.People, Now: time.Now()}
+	h := History{People: r.Cfg.People, Now: time.Now(), Events: r.Cfg.Events}
 	load, err := LoadHistory(ctx, s, h, r.Cfg.Events, r.Cfg.LoadLimit)
 	if err != nil {
 		return err

@@ -127,10 +127,12 @@ func (s *Server) WaitReady(ctx context.Context, limit time.Duration) (time.Durat
 	return 0, fmt.Errorf("crmpulse not ready after %s; see %s", limit, s.logs)
 }
 
-// Memory is the server's resident memory and its peak, from /proc.
-type Memory struct{ RSS, Peak int64 }
+// Memory is the server's resident memory and its peak, from /proc, and
+// the resident memory split into anonymous (the Go heap and runtime) and
+// file pages (mapped files: Badger's tables and memtables, JetStream's).
+type Memory struct{ RSS, Peak, Anon, File int64 }
 
-// Memory reads VmRSS and VmHWM of the server process.
+// Memory reads VmRSS, VmHWM, RssAnon and RssFile of the server process.
 func (s *Server) Memory() (Memory, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
@@ -145,6 +147,10 @@ func (s *Server) Memory() (Memory, error) {
 			m.RSS = kb << 10
 		case "VmHWM":
 			m.Peak = kb << 10
+		case "RssAnon":
+			m.Anon = kb << 10
+		case "RssFile":
+			m.File = kb << 10
 		}
 	}
 	return m, nil

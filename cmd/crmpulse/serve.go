@@ -218,6 +218,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 				return
 			case now := <-t.C:
 				hub.Tick(now)
+				store.ReleasePages()
 			}
 		}
 	})

@@ -389,12 +389,32 @@ type subscribeMsg struct {
 	Since *uint64           `json:"since"`
 }
 
-// ServeHTTP upgrades GET /v1/live to a websocket and serves one client.
+// ServeHTTP upgrades GET /v1/live to a websocket and serves one client
+// from a goroutine of its own. It returns at once, and the client keeps
+// only credentials(r), so that net/http's buffers of the connection and
+// its response (about 10 KiB, kept for as long as anything reaches the
+// response writer) are freed: at ten thousand clients they took the heap
+// past the server's memory limit, and the collector ran without pause.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	conn, out, err := upgradeSend(h.upgrader(), w, r)
 	if err != nil {
 		return // the upgrader has answered
 	}
+	go h.serve(conn, out, credentials(r))
+}
+
+// credentials returns r without its body, which the handlers' body limit
+// wraps in a reader that holds the response writer: what a websocket
+// client keeps of its request for checking its subscriptions.
+func credentials(r *http.Request) *http.Request {
+	c := r.WithContext(r.Context())
+	c.Body, c.GetBody = http.NoBody, nil
+	return c
+}
+
+// serve reads the subscriptions of one client until it goes. r is the
+// request it was upgraded from, for its credentials.
+func (h *Hub) serve(conn *websocket.Conn, out *sendConn, r *http.Request) {
 	c := newClient(conn, out)
 	id := h.nextID.Add(1)
 	logger := h.logger.With("conn_id", id)

@@ -203,3 +203,23 @@ func TestPrepare(t *testing.T) {
 		}
 	}
 }
+
+// TestCredentialsHoldNoResponse checks that what a websocket client keeps
+// of its request does not reach the response writer, through the body
+// limit's reader, and with it net/http's buffers of the connection.
+func TestCredentialsHoldNoResponse(t *testing.T) {
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/v1/live?token=x", nil)
+	r.Header.Set("Authorization", "Bearer x")
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<10)
+	got := credentials(r)
+	if got.Body != http.NoBody || got.GetBody != nil {
+		t.Errorf("body = %T, want http.NoBody", got.Body)
+	}
+	if got.Header.Get("Authorization") != "Bearer x" || got.URL.Query().Get("token") != "x" {
+		t.Errorf("credentials lost: header %v, query %v", got.Header, got.URL.Query())
+	}
+	if r.Body == http.NoBody {
+		t.Error("the handler's request was changed")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -19,8 +20,17 @@ type LiveResult struct {
 	P50, P99 time.Duration
 	Resyncs  int64
 	Broken   int64
+	Gaps     int64 // deltas whose seq did not follow the client's last one
 	Skipped  int64 // ticks skipped because too many POSTs were in flight
 	Errors   int64
+
+	// Frames is the delta frames the clients read; ServerCPU and
+	// ClientCPU are the CPU time the server and this process (the clients
+	// and the posting) used while they were sent, and Wall how long that
+	// took. CPU per frame is what other load on the machine moves least.
+	Frames               int64
+	ServerCPU, ClientCPU time.Duration
+	Wall                 time.Duration
 }
 
 // Delivered is the share of (mark, client) pairs that arrived.
@@ -33,8 +43,29 @@ func (r LiveResult) Delivered() float64 {
 
 // Note says how complete the delivery was.
 func (r LiveResult) Note() string {
-	return fmt.Sprintf("%d clients; %.1f%% of %d marks × clients delivered; %d resyncs, %d broken, %d ticks skipped, %d POST errors",
-		r.Clients, 100*r.Delivered(), r.Marks, r.Resyncs, r.Broken, r.Skipped, r.Errors)
+	note := fmt.Sprintf("%d clients; %.1f%% of %d marks × clients delivered; %d resyncs, %d broken, %d seq gaps, %d ticks skipped, %d POST errors",
+		r.Clients, 100*r.Delivered(), r.Marks, r.Resyncs, r.Broken, r.Gaps, r.Skipped, r.Errors)
+	if r.Frames > 0 && r.Wall > 0 {
+		note += fmt.Sprintf("; server CPU %.2f µs/frame (%.0f%% of 2 cores), clients %.2f µs/frame (%.0f%%)",
+			perFrame(r.ServerCPU, r.Frames), share(r.ServerCPU, r.Wall), perFrame(r.ClientCPU, r.Frames), share(r.ClientCPU, r.Wall))
+	}
+	return note
+}
+
+func perFrame(cpu time.Duration, frames int64) float64 {
+	return float64(cpu.Nanoseconds()) / 1000 / float64(frames)
+}
+
+// share is cpu as a percentage of two cores over wall.
+func share(cpu, wall time.Duration) float64 { return 100 * cpu.Seconds() / (2 * wall.Seconds()) }
+
+// selfCPU is the CPU time this process has used, user and system.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // RunLive connects clients, then posts batches of batchSize events to
@@ -47,17 +78,21 @@ func RunLive(ctx context.Context, s *Server, clients, perSecond, batchSize int, 
 	if err != nil {
 		return LiveResult{}, err
 	}
+	defer crowd.Close()
 	connected()
 	ticks := int(d.Seconds() * float64(perSecond))
 	marks := NewMarks(ticks)
-	crowd.Listen(marks)
+	serverBefore, _ := s.CPU()
+	clientBefore, start := selfCPU(), time.Now()
+	if err := crowd.Listen(marks); err != nil {
+		return LiveResult{}, err
+	}
 
 	res := LiveResult{Clients: clients, Marks: ticks}
 	var skipped, errs atomic.Int64
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	inFlight := make(chan struct{}, 64)
 	interval := time.Second / time.Duration(perSecond)
-	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range ticks {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
@@ -78,8 +113,10 @@ func RunLive(ctx context.Context, s *Server, clients, perSecond, batchSize int, 
 	}
 	wg.Wait()
 	settle(&crowd.Seen, 15*time.Second)
-	crowd.Close()
-	res.Seen, res.Resyncs, res.Broken = crowd.Seen.Load(), crowd.Resyncs.Load(), crowd.Failures.Load()-int64(clients)
+	serverAfter, _ := s.CPU()
+	res.ServerCPU, res.ClientCPU, res.Wall = serverAfter-serverBefore, selfCPU()-clientBefore, time.Since(start)
+	res.Frames, res.Gaps = crowd.Frames.Load(), crowd.Gaps.Load()
+	res.Seen, res.Resyncs, res.Broken = crowd.Seen.Load(), crowd.Resyncs.Load(), crowd.Broken.Load()
 	res.Skipped, res.Errors = skipped.Load(), errs.Load()
 	res.Marks -= int(res.Skipped)
 	res.P50, res.P99 = crowd.Latency.Quantile(0.5), crowd.Latency.Quantile(0.99)

@@ -5,14 +5,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // liveTenant keeps the live figures' events, and so their view, apart from
@@ -34,14 +33,21 @@ func NewMarks(n int) *Marks { return &Marks{sent: make([]atomic.Int64, n)} }
 func (m *Marks) Posting(i int) { m.sent[i].Store(time.Now().UnixNano()) }
 
 // Clients is a crowd of websocket clients of one view, recording for every
-// marked event they see how long after its POST it arrived.
+// marked event they see how long after its POST it arrived. They run in
+// the server's machine, so they are as cheap as a client that reads every
+// frame can be (see wsConn): a few epoll loops, no goroutine per client.
 type Clients struct {
-	conns    []*websocket.Conn
-	Latency  Histogram
-	Seen     atomic.Int64 // marks seen, over all clients
-	Resyncs  atomic.Int64 // clients the server dropped for lagging
-	Failures atomic.Int64 // connections that broke
-	wg       sync.WaitGroup
+	conns   []*wsConn
+	loops   []int // epoll descriptors, conns[i] in loops[i%len(loops)]
+	closing atomic.Bool
+	wg      sync.WaitGroup
+
+	Latency Histogram
+	Seen    atomic.Int64 // marks seen, over all clients
+	Frames  atomic.Int64 // delta frames read, over all clients
+	Gaps    atomic.Int64 // deltas whose seq did not follow the one before
+	Resyncs atomic.Int64 // clients the server dropped for lagging
+	Broken  atomic.Int64 // connections that broke or were closed by the server
 }
 
 // RaiseFileLimit lifts RLIMIT_NOFILE to its hard limit, for ten thousand
@@ -59,8 +65,9 @@ func RaiseFileLimit() error {
 // each subscribed and past its snapshot. Connections come from 127.0.0.2
 // and up, so that many clients do not exhaust one address's ports.
 func Connect(ctx context.Context, s *Server, n int) (*Clients, error) {
-	c := &Clients{conns: make([]*websocket.Conn, n)}
-	url := "ws" + strings.TrimPrefix(s.URL, "http") + "/v1/live"
+	c := &Clients{conns: make([]*wsConn, n)}
+	addr := strings.TrimPrefix(s.URL, "http://")
+	view := fmt.Sprintf(`{"period":"today","tz":"UTC","tenant":%q}`, liveTenant)
 	var next atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
@@ -68,7 +75,8 @@ func Connect(ctx context.Context, s *Server, n int) (*Clients, error) {
 	for range min(n, 64) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n && ctx.Err() == nil; i = int(next.Add(1) - 1) {
-				conn, err := subscribe(ctx, url, i)
+				local := &net.TCPAddr{IP: net.IPv4(127, 0, byte(i/50000), byte(2+i%200))}
+				conn, err := dialLive(ctx, addr, local, view)
 				if err != nil {
 					mu.Lock()
 					firstErr = cmpErr(firstErr, fmt.Errorf("client %d: %w", i, err))
@@ -94,62 +102,122 @@ func cmpErr(a, b error) error {
 	return b
 }
 
-func subscribe(ctx context.Context, url string, i int) (*websocket.Conn, error) {
-	local := &net.TCPAddr{IP: net.IPv4(127, 0, byte(i/50000), byte(2+i%200))}
-	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 16 << 10, WriteBufferSize: 1 << 10,
-		NetDialContext: (&net.Dialer{LocalAddr: local}).DialContext}
-	conn, _, err := d.DialContext(ctx, url, nil)
-	if err != nil {
-		return nil, err
+// Listen starts one epoll loop per core, each reading its share of the
+// clients; every frame is checked (its sequence follows the one before)
+// and scanned for marks without decoding the JSON.
+func (c *Clients) Listen(marks *Marks) error {
+	for range runtime.GOMAXPROCS(0) {
+		epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("epoll: %w", err)
+		}
+		c.loops = append(c.loops, epfd)
 	}
-	sub := fmt.Sprintf(`{"type":"subscribe","view":{"period":"today","tz":"UTC","tenant":%q}}`, liveTenant)
-	if err := conn.WriteMessage(websocket.TextMessage, []byte(sub)); err != nil {
-		conn.Close()
-		return nil, err
+	for i, w := range c.conns {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(i)}
+		if err := syscall.EpollCtl(c.loops[i%len(c.loops)], syscall.EPOLL_CTL_ADD, w.fd, &ev); err != nil {
+			return fmt.Errorf("epoll add: %w", err)
+		}
 	}
-	conn.SetReadDeadline(time.Now().Add(time.Minute))
-	_, data, err := conn.ReadMessage()
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("read snapshot: %w", err)
+	for _, epfd := range c.loops {
+		c.wg.Go(func() { c.poll(epfd, marks) })
 	}
-	if !bytes.Contains(data, []byte(`"type":"snapshot"`)) {
-		conn.Close()
-		return nil, fmt.Errorf("first frame is not a snapshot: %.80s", data)
-	}
-	conn.SetReadDeadline(time.Time{})
-	return conn, nil
+	return nil
 }
 
-// Listen starts one reading goroutine per client; each frame is scanned
-// for marks without decoding the JSON, which keeps the clients' side cheap
-// next to the server's on a shared 2-core machine.
-func (c *Clients) Listen(marks *Marks) {
-	for _, conn := range c.conns {
-		c.wg.Go(func() {
-			var buf bytes.Buffer
-			for {
-				_, r, err := conn.NextReader()
-				if err != nil {
-					c.Failures.Add(1)
-					return
-				}
-				buf.Reset()
-				if _, err := buf.ReadFrom(r); err != nil {
-					c.Failures.Add(1)
-					return
-				}
-				c.scan(buf.Bytes(), marks, time.Now().UnixNano())
-			}
-		})
+// poll reads the clients of one epoll descriptor until Close.
+func (c *Clients) poll(epfd int, marks *Marks) {
+	events := make([]syscall.EpollEvent, 512)
+	buf := make([]byte, 256<<10)
+	for !c.closing.Load() {
+		n, err := syscall.EpollWait(epfd, events, 100)
+		if err != nil {
+			continue // EINTR
+		}
+		for _, ev := range events[:n] {
+			c.read(c.conns[ev.Fd], buf, marks)
+		}
 	}
+}
+
+// read takes what one client's socket holds and handles every whole frame
+// in it; the level-triggered epoll reports a socket again while it holds
+// more than one read took.
+func (c *Clients) read(w *wsConn, buf []byte, marks *Marks) {
+	if w.done {
+		return
+	}
+	n, err := syscall.Read(w.fd, buf)
+	if err == syscall.EAGAIN {
+		return
+	}
+	if n <= 0 {
+		c.fail(w)
+		return
+	}
+	c.take(w, buf[:n], marks, time.Now().UnixNano())
+}
+
+// take handles the whole frames of what was read, keeping the start of a
+// frame that has not fully arrived.
+func (c *Clients) take(w *wsConn, data []byte, marks *Marks, now int64) {
+	if len(w.pending) > 0 {
+		w.pending = append(w.pending, data...)
+		data = w.pending
+	}
+	for !w.done {
+		op, payload, size, err := nextFrame(data)
+		if err != nil {
+			c.fail(w)
+			return
+		}
+		if size == 0 {
+			break
+		}
+		c.handle(w, op, payload, marks, now)
+		data = data[size:]
+	}
+	w.pending = append(w.pending[:0], data...)
+}
+
+// handle checks one frame: a delta's seq follows the one before, a
+// snapshot (the view's bounds moved) sets it anew.
+func (c *Clients) handle(w *wsConn, op int, payload []byte, marks *Marks, now int64) {
+	switch op {
+	case opPing:
+		syscall.Write(w.fd, clientFrame(opPong, payload))
+		return
+	case opClose:
+		c.fail(w)
+		return
+	case opText:
+	default:
+		return
+	}
+	switch typ := frameType(payload); string(typ) {
+	case "delta":
+		seq, ok := frameSeq(payload)
+		if !ok || seq != w.seq+1 {
+			c.Gaps.Add(1)
+		}
+		w.seq = seq
+		c.Frames.Add(1)
+		c.scan(payload, marks, now)
+	case "snapshot":
+		w.seq, _ = frameSeq(payload)
+	case "resync":
+		c.Resyncs.Add(1)
+		w.done = true
+	}
+}
+
+// fail counts a broken client and stops reading it.
+func (c *Clients) fail(w *wsConn) {
+	c.Broken.Add(1)
+	w.done = true
 }
 
 func (c *Clients) scan(frame []byte, marks *Marks, now int64) {
-	if len(frame) < 64 && bytes.Contains(frame, []byte(`"resync"`)) {
-		c.Resyncs.Add(1)
-		return
-	}
 	for {
 		i := bytes.Index(frame, marker)
 		if i < 0 {
@@ -168,12 +236,16 @@ func (c *Clients) scan(frame []byte, marks *Marks, now int64) {
 	}
 }
 
-// Close closes every connection and waits for the readers.
+// Close stops the loops and closes every connection.
 func (c *Clients) Close() {
-	for _, conn := range c.conns {
-		if conn != nil {
-			conn.Close()
+	c.closing.Store(true)
+	c.wg.Wait()
+	for _, epfd := range c.loops {
+		syscall.Close(epfd)
+	}
+	for _, w := range c.conns {
+		if w != nil {
+			syscall.Close(w.fd)
 		}
 	}
-	c.wg.Wait()
 }

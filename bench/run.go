@@ -211,12 +211,13 @@ func (r *Runner) liveFigure(ctx context.Context, name string, clients, perSecond
 	return res, err
 }
 
-// addLive adds a latency row. A run that lost deliveries or skipped ticks
-// fails whatever its percentiles, since what is missing is not in them, and
-// so does one with fewer clients than the target names.
+// addLive adds a latency row. A run that lost deliveries, skipped ticks or
+// saw a delta out of sequence fails whatever its percentiles, since what is
+// missing is not in them, and so does one with fewer clients than the
+// target names.
 func (r *Runner) addLive(figure string, res LiveResult, clients int, limit time.Duration, target string) {
 	v := verdict(float64(res.P99), float64(limit), false)
-	if res.Delivered() < 0.999 || res.Skipped > 0 || res.Errors > 0 || res.Clients < clients {
+	if res.Delivered() < 0.999 || res.Skipped > 0 || res.Errors > 0 || res.Gaps > 0 || res.Clients < clients {
 		v = Fail
 	}
 	value := "p50 " + ms(res.P50) + ", p99 " + ms(res.P99)

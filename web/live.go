@@ -1,10 +1,12 @@
 package web
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,13 +26,17 @@ const (
 	frameGap = 20 * time.Millisecond
 	// ringSize is how many recent frames a view keeps for resuming clients.
 	ringSize = 1024
-	// clientQueue is how many frames a client may lag before it is dropped
-	// with a resync message.
+	// fanoutPart is how many clients make it worth writing a frame from
+	// one more goroutine.
+	fanoutPart = 500
+	// clientQueue is how many frames a client may lag, beyond what its
+	// socket holds, before it is dropped with a resync message.
 	clientQueue = 256
 	// viewIdle is how long a view without clients is kept for resumes.
 	viewIdle = 5 * time.Minute
-	// pingEvery is how often a quiet connection is pinged; writeWait bounds
-	// each write, so a stalled client is cut off rather than waited for.
+	// pingEvery is how often a connection is pinged; writeWait bounds the
+	// writing of a client's queue, so a stalled client is cut off rather
+	// than waited for.
 	pingEvery = 30 * time.Second
 	writeWait = 10 * time.Second
 	// resyncWait bounds the last message to a client being dropped.
@@ -146,6 +152,14 @@ type view struct {
 	hub    *Hub
 	params url.Values
 
+	// fanout is held while a frame is written to the clients, so that
+	// frames reach each client in order, and deltas that arrive meanwhile
+	// wait in pending for the next frame: a view whose clients take longer
+	// than frameGap to be written sends fewer, larger frames.
+	fanout sync.Mutex
+	// targets is the clients a fan-out writes to; fanout guards it.
+	targets []*client
+
 	mu        sync.Mutex
 	from      time.Time
 	seq       uint64
@@ -161,19 +175,30 @@ type view struct {
 // for every client and every resume.
 type frame struct {
 	seq uint64
-	msg *websocket.PreparedMessage
+	msg []byte
 }
 
 // resyncMsg tells a client to subscribe again without since.
 var resyncMsg = prepare([]byte(`{"type":"resync"}`))
 
 // prepare builds the websocket frame of an encoded message once, so that
-// sending it to many clients costs each of them a write and no copy.
-// Building an uncompressed frame only writes to memory and cannot fail;
-// the upgrader negotiates no compression, so the frame is the one written.
-func prepare(data []byte) *websocket.PreparedMessage {
-	msg, _ := websocket.NewPreparedMessage(websocket.TextMessage, data)
-	return msg
+// sending it to many clients costs each of them a write and no copy: a
+// server's text frame is a header and the payload, unmasked, and the
+// upgrader negotiates no compression.
+func prepare(data []byte) []byte {
+	msg := make([]byte, 0, 10+len(data))
+	msg = append(msg, 0x80|websocket.TextMessage) // final frame of a text message
+	switch n := len(data); {
+	case n < 126:
+		msg = append(msg, byte(n))
+	case n < 1<<16:
+		msg = append(msg, 126)
+		msg = binary.BigEndian.AppendUint16(msg, uint16(n))
+	default:
+		msg = append(msg, 127)
+		msg = binary.BigEndian.AppendUint64(msg, uint64(n))
+	}
+	return append(msg, data...)
 }
 
 func (v *view) query() aggregate.Query {
@@ -201,13 +226,26 @@ func (v *view) offer(events []crmpulse.Event) {
 
 // flush sends the pending events as one delta frame to every client.
 func (v *view) flush() {
+	v.fanout.Lock()
+	defer v.fanout.Unlock()
+	msg := v.nextDelta()
+	if msg == nil {
+		return
+	}
+	v.sendAll(msg)
+}
+
+// nextDelta encodes the pending events as the next delta, adds it to the
+// ring and takes the clients to send it to into targets; nil when there is
+// nothing to send. The caller holds fanout.
+func (v *view) nextDelta() []byte {
 	q := v.query()
 	srv := v.hub.srv
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.timer = nil
 	if len(v.pending) == 0 {
-		return
+		return nil
 	}
 	only := map[string]bool{}
 	txs := make([]aggregate.Transaction, 0, len(v.pending))
@@ -227,7 +265,7 @@ func (v *view) flush() {
 	})
 	if err != nil {
 		v.hub.logger.Error("encode delta", "err", err)
-		return
+		return nil
 	}
 	msg := prepare(data)
 	v.ring = append(v.ring, frame{v.seq, msg})
@@ -235,9 +273,35 @@ func (v *view) flush() {
 		v.ring = slices.Delete(v.ring, 0, len(v.ring)-ringSize)
 	}
 	v.lastFrame = time.Now()
+	v.takeTargets()
+	return msg
+}
+
+// takeTargets copies the clients into targets; the caller holds fanout
+// and mu. A client that subscribes after this has the frame in its
+// snapshot or its resume, and is sent the next.
+func (v *view) takeTargets() {
+	clear(v.targets)
+	v.targets = v.targets[:0]
 	for c := range v.clients {
-		c.send(msg)
+		v.targets = append(v.targets, c)
 	}
+}
+
+// sendAll writes msg to the targets, on every core: most of a fan-out is
+// the clients' write system calls. The caller holds fanout.
+func (v *view) sendAll(msg []byte) {
+	parts := min(runtime.GOMAXPROCS(0), len(v.targets)/fanoutPart+1)
+	var wg sync.WaitGroup
+	for i := range parts {
+		part := v.targets[i*len(v.targets)/parts : (i+1)*len(v.targets)/parts]
+		wg.Go(func() {
+			for _, c := range part {
+				c.send(msg)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // subscribe adds c, answering with a snapshot, or with the frames after
@@ -286,13 +350,14 @@ func (v *view) snapshot() []byte {
 }
 
 func (v *view) resnapshot() {
+	v.fanout.Lock()
+	defer v.fanout.Unlock()
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	v.from = v.query().Bounds.From
 	msg := prepare(v.snapshot())
-	for c := range v.clients {
-		c.send(msg)
-	}
+	v.takeTargets()
+	v.mu.Unlock()
+	v.sendAll(msg)
 }
 
 func (v *view) unsubscribe(c *client) {
@@ -324,18 +389,37 @@ type subscribeMsg struct {
 	Since *uint64           `json:"since"`
 }
 
-// ServeHTTP upgrades GET /v1/live to a websocket and serves one client.
+// ServeHTTP upgrades GET /v1/live to a websocket and serves one client
+// from a goroutine of its own. It returns at once, and the client keeps
+// only credentials(r), so that net/http's buffers of the connection and
+// its response (about 10 KiB, kept for as long as anything reaches the
+// response writer) are freed: at ten thousand clients they took the heap
+// past the server's memory limit, and the collector ran without pause.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	conn, batch, err := upgradeBatched(h.upgrader(), w, r)
+	conn, out, err := upgradeSend(h.upgrader(), w, r)
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := newClient(conn, batch)
+	go h.serve(conn, out, credentials(r))
+}
+
+// credentials returns r without its body, which the handlers' body limit
+// wraps in a reader that holds the response writer: what a websocket
+// client keeps of its request for checking its subscriptions.
+func credentials(r *http.Request) *http.Request {
+	c := r.WithContext(r.Context())
+	c.Body, c.GetBody = http.NoBody, nil
+	return c
+}
+
+// serve reads the subscriptions of one client until it goes. r is the
+// request it was upgraded from, for its credentials.
+func (h *Hub) serve(conn *websocket.Conn, out *sendConn, r *http.Request) {
+	c := newClient(conn, out)
 	id := h.nextID.Add(1)
 	logger := h.logger.With("conn_id", id)
 	h.clients.Inc()
 	defer h.clients.Dec()
-	go c.write()
 	defer c.close()
 	// A display token sees only its view, and is cut off when revoked.
 	inView, release := h.srv.displayLive(r, conn)
@@ -386,80 +470,44 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func errorFrame(detail string, errs []crmpulse.FieldError) *websocket.PreparedMessage {
+func errorFrame(detail string, errs []crmpulse.FieldError) []byte {
 	data, _ := json.Marshal(map[string]any{"type": "error", "detail": detail, "errors": errs})
 	return prepare(data)
 }
 
-// client is one websocket connection. Frames go through a bounded queue; a
-// client that falls behind is dropped with a resync message rather than
-// holding up its view.
+// client is one websocket connection. Frames are written by whoever sends
+// them, or queued while the socket is full (see sendConn); a client that
+// falls clientQueue frames behind is dropped with a resync message rather
+// than holding up its view.
 type client struct {
 	conn      *websocket.Conn
-	batch     *batchConn // conn's network connection
-	out       chan *websocket.PreparedMessage
-	dropped   chan struct{}
-	dropOnce  sync.Once
+	out       *sendConn // conn's network connection
+	ping      *time.Timer
 	closeOnce sync.Once
 }
 
-func newClient(conn *websocket.Conn, batch *batchConn) *client {
-	return &client{conn: conn, batch: batch, out: make(chan *websocket.PreparedMessage, clientQueue),
-		dropped: make(chan struct{})}
+// newClient starts pinging conn every pingEvery, from a timer: a client
+// has no goroutine of its own but the one that reads it.
+func newClient(conn *websocket.Conn, out *sendConn) *client {
+	c := &client{conn: conn, out: out}
+	c.ping = time.AfterFunc(pingEvery, c.pingNow)
+	return c
 }
 
-func (c *client) send(msg *websocket.PreparedMessage) {
-	select {
-	case c.out <- msg:
-	default:
-		c.dropOnce.Do(func() { close(c.dropped) })
-	}
-}
+// send writes or queues msg, a frame built by prepare.
+func (c *client) send(msg []byte) { c.out.send(msg) }
 
-func (c *client) write() {
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
-	for {
-		select {
-		case msg := <-c.out:
-			if err := c.writeQueued(msg); err != nil {
-				c.close()
-				return
-			}
-		case <-c.dropped:
-			c.conn.SetWriteDeadline(time.Now().Add(resyncWait))
-			c.conn.WritePreparedMessage(resyncMsg)
-			c.close()
-			return
-		case <-ping.C:
-			if c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)) != nil {
-				c.close()
-				return
-			}
-		}
+func (c *client) pingNow() {
+	if c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)) != nil {
+		c.close()
+		return
 	}
-}
-
-// writeQueued writes msg and the frames queued behind it as one batch: a
-// client that has fallen behind costs one write deadline and one system
-// call for all it missed, rather than one for each frame.
-func (c *client) writeQueued(msg *websocket.PreparedMessage) error {
-	c.batch.hold()
-	c.conn.SetWriteDeadline(time.Now().Add(writeWait))
-	err := c.conn.WritePreparedMessage(msg)
-	// Only this goroutine receives from out, so what it holds now is there.
-	for n := len(c.out); n > 0 && err == nil; n-- {
-		err = c.conn.WritePreparedMessage(<-c.out)
-	}
-	if ferr := c.batch.flush(); err == nil {
-		err = ferr
-	}
-	return err
+	c.ping.Reset(pingEvery)
 }
 
 func (c *client) close() {
 	c.closeOnce.Do(func() {
-		c.dropOnce.Do(func() { close(c.dropped) })
+		c.ping.Stop()
 		c.conn.Close()
 	})
 }

@@ -2,126 +2,202 @@ package web
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// batchConn is a websocket client's network connection whose frames can be
-// gathered: between hold and flush, what gorilla writes is kept, and flush
-// sends all of it with one write deadline and one writev. A client that has
-// fallen behind so catches up at the cost of one system call per batch
-// instead of one per frame. Outside a batch, writes (the handshake, the
-// control frames gorilla answers from the reading goroutine) go straight
-// through.
+// sendConn is a websocket client's network connection, written without a
+// goroutine of its own. A frame sent to a connection with nothing queued
+// is written at once by the sender, with one non-blocking system call; only
+// what the socket does not take (a client that has fallen behind) is
+// queued, and then a goroutine writes the queue, every frame that waits in
+// it in one writev under one write deadline, and exits once it is empty.
+// Ten thousand clients of a view so cost ten thousand writes a frame, and
+// no goroutine wakeup, deadline or timer each.
 //
-// A batch keeps the slices it is given without copying them. That is safe
-// for what the client writes in a batch, prepared frames, which gorilla
-// writes from the frame it built once and never changes, and for control
-// frames, which gorilla builds afresh for each call. A message written with
-// NextWriter or WriteMessage goes out of gorilla's reused write buffer and
-// must not be written inside a batch.
-type batchConn struct {
+// Everything written goes through the queue's order: the frames the hub
+// sends, and what gorilla writes through Write (the handshake's answer,
+// pings, pongs, the close frame). The queue keeps the slices it is given
+// without copying them: the hub's frames are built once and never changed,
+// and gorilla builds each control frame afresh. A message written with
+// gorilla's NextWriter or WriteMessage goes out of its reused write buffer
+// and must not be written to a sendConn.
+type sendConn struct {
 	net.Conn
+	raw  syscall.RawConn // nil when Conn is no socket (TLS): every write queues
+	tryP []byte          // what tryWrite writes; a field, so tryFn captures nothing
+	tryN int
+	tryE error
+	try  func(fd uintptr) bool
 
 	mu       sync.Mutex
-	held     bool
-	bufs     net.Buffers
-	deadline time.Time // asked for the batch
-	applied  time.Time // in force on Conn; zero for none
+	queue    net.Buffers // bytes not yet written, in order
+	spare    net.Buffers // the queue's other backing array
+	out      net.Buffers // what drain is writing: WriteTo consumes it
+	frames   int         // hub frames in queue
+	draining bool        // a goroutine owns the writing of queue
+	dropped  bool        // queued too much: resync, then close
+	err      error       // the first write error; the connection is closed
 }
 
-// deadlineSlack is how much earlier than asked a write deadline may be left
-// in force: a client sent a frame every few milliseconds would otherwise
-// move a runtime timer for each, and a write cut off after 9 seconds rather
-// than 10 is bounded as well.
-const deadlineSlack = time.Second
-
-// hold starts a batch: writes are kept until flush.
-func (b *batchConn) hold() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.held = true
-}
-
-// flush writes what the batch kept, under the last write deadline set in
-// it, and ends the batch.
-func (b *batchConn) flush() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.held = false
-	if len(b.bufs) == 0 {
-		return nil
+func newSendConn(nc net.Conn) *sendConn {
+	s := &sendConn{Conn: nc}
+	if sc, ok := nc.(syscall.Conn); ok {
+		s.raw, _ = sc.SyscallConn()
 	}
-	if err := b.setDeadline(b.deadline); err != nil {
-		return err
-	}
-	bufs := b.bufs // WriteTo consumes its receiver
-	_, err := bufs.WriteTo(b.Conn)
-	clear(b.bufs) // the frames are the view's ring's to keep, not the batch's
-	b.bufs = b.bufs[:0]
-	return err
+	s.try = s.tryFn
+	return s
 }
 
-// Write keeps p in the batch, or writes it when there is none.
-func (b *batchConn) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.held {
-		b.bufs = append(b.bufs, p)
-		return len(p), nil
+// errDropped ends a connection that fell more than clientQueue frames
+// behind.
+var errDropped = errors.New("websocket client fell behind")
+
+// send queues or writes one frame of the hub's; a client more than
+// clientQueue frames behind is sent resyncMsg and closed instead.
+func (s *sendConn) send(frame []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil || s.dropped {
+		return
 	}
-	return b.Conn.Write(p)
+	if s.frames >= clientQueue {
+		s.dropped = true
+		s.queue = append(s.queue, resyncMsg)
+		return
+	}
+	if s.write(frame) {
+		s.frames++
+	}
 }
 
-// SetWriteDeadline sets the deadline of the batch's one write, or of the
-// next write when there is no batch.
-func (b *batchConn) SetWriteDeadline(t time.Time) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.held {
-		b.deadline = t
-		return nil
+// Write queues or writes p, for gorilla: what is queued counts as written,
+// and an error of the queue's goroutine is reported by the next Write.
+func (s *sendConn) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return 0, s.err
 	}
-	return b.setDeadline(t)
+	s.write(p)
+	return len(p), nil
 }
 
-// setDeadline puts t in force, unless the deadline in force is earlier by
-// less than deadlineSlack; the caller holds mu.
-func (b *batchConn) setDeadline(t time.Time) error {
-	if !b.applied.IsZero() && !t.IsZero() && !t.Before(b.applied) && t.Sub(b.applied) < deadlineSlack {
-		return nil
+// SetWriteDeadline is a no-op: a write by the sender never blocks, and
+// the queue's goroutine sets its own deadline.
+func (s *sendConn) SetWriteDeadline(time.Time) error { return nil }
+
+// write writes p now when nothing waits before it and the socket takes it
+// whole; else it queues what is left of p and makes sure a goroutine
+// writes the queue. It reports whether p was queued; the caller holds mu.
+func (s *sendConn) write(p []byte) (queued bool) {
+	if len(s.queue) == 0 && !s.draining && s.raw != nil {
+		n, err := s.tryWrite(p)
+		if err != nil {
+			s.fail(err)
+			return false
+		}
+		if n == len(p) {
+			return false
+		}
+		p = p[n:]
 	}
-	b.applied = t
-	return b.Conn.SetWriteDeadline(t)
+	s.queue = append(s.queue, p)
+	if !s.draining {
+		s.draining = true
+		go s.drain()
+	}
+	return true
 }
 
-// batchHijacker hands the upgrader the hijacked connection wrapped in a
-// batchConn, since gorilla takes the connection only from Hijack.
-type batchHijacker struct {
+// tryWrite writes what the socket takes of p without waiting; the caller
+// holds mu.
+func (s *sendConn) tryWrite(p []byte) (int, error) {
+	s.tryP, s.tryN, s.tryE = p, 0, nil
+	if err := s.raw.Write(s.try); err != nil {
+		return 0, err
+	}
+	s.tryP = nil
+	if s.tryE == syscall.EAGAIN {
+		return 0, nil
+	}
+	return s.tryN, s.tryE
+}
+
+func (s *sendConn) tryFn(fd uintptr) bool {
+	s.tryN, s.tryE = syscall.Write(int(fd), s.tryP)
+	s.tryN = max(s.tryN, 0)
+	return true // never wait for the socket: the queue does
+}
+
+// drain writes the queue until it is empty, in batches of all that waits.
+func (s *sendConn) drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.queue) > 0 && s.err == nil {
+		batch, wait := s.queue, writeWait
+		if s.dropped {
+			wait = resyncWait
+		}
+		s.queue, s.spare, s.frames = s.spare[:0], nil, 0
+		s.mu.Unlock()
+		s.Conn.SetWriteDeadline(time.Now().Add(wait))
+		s.out = batch
+		_, err := s.out.WriteTo(s.Conn)
+		clear(batch) // the frames are the view's ring's to keep
+		s.mu.Lock()
+		s.spare = batch[:0]
+		if err != nil {
+			s.fail(err)
+		}
+	}
+	s.draining = false
+	if s.err == nil && s.dropped {
+		s.fail(errDropped)
+		return
+	}
+	s.Conn.SetWriteDeadline(time.Time{})
+}
+
+// fail keeps the first write error and closes the connection, which ends
+// the client's reading goroutine; the caller holds mu.
+func (s *sendConn) fail(err error) {
+	if s.err == nil {
+		s.err = err
+		s.queue = nil
+		s.Conn.Close()
+	}
+}
+
+// sendHijacker hands the upgrader the hijacked connection wrapped in a
+// sendConn, since gorilla takes the connection only from Hijack.
+type sendHijacker struct {
 	http.ResponseWriter
-	conn *batchConn
+	conn *sendConn
 }
 
-func (bh *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, rw, err := http.NewResponseController(bh.ResponseWriter).Hijack()
+func (sh *sendHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, rw, err := http.NewResponseController(sh.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
-	bh.conn = &batchConn{Conn: nc}
-	return bh.conn, rw, nil
+	sh.conn = newSendConn(nc)
+	return sh.conn, rw, nil
 }
 
-// upgradeBatched upgrades the request to a websocket whose frames can be
-// written in batches through the returned batchConn.
-func upgradeBatched(u *websocket.Upgrader, w http.ResponseWriter, r *http.Request) (*websocket.Conn, *batchConn, error) {
-	bh := &batchHijacker{ResponseWriter: w}
-	conn, err := u.Upgrade(bh, r, nil)
+// upgradeSend upgrades the request to a websocket whose frames the hub
+// writes through the returned sendConn.
+func upgradeSend(u *websocket.Upgrader, w http.ResponseWriter, r *http.Request) (*websocket.Conn, *sendConn, error) {
+	sh := &sendHijacker{ResponseWriter: w}
+	conn, err := u.Upgrade(sh, r, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	return conn, bh.conn, nil
+	return conn, sh.conn, nil
 }

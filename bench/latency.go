@@ -28,7 +28,8 @@ type LiveResult struct {
 	// ClientCPU are the CPU time the server and this process (the clients
 	// and the posting) used while they were sent, and Wall how long that
 	// took. CPU per frame is what other load on the machine moves least.
-	Frames               int64
+	// Bytes is the frames' payload: what the server had to write.
+	Frames, Bytes        int64
 	ServerCPU, ClientCPU time.Duration
 	Wall                 time.Duration
 }
@@ -48,6 +49,8 @@ func (r LiveResult) Note() string {
 	if r.Frames > 0 && r.Wall > 0 {
 		note += fmt.Sprintf("; server CPU %.2f µs/frame (%.0f%% of 2 cores), clients %.2f µs/frame (%.0f%%)",
 			perFrame(r.ServerCPU, r.Frames), share(r.ServerCPU, r.Wall), perFrame(r.ClientCPU, r.Frames), share(r.ClientCPU, r.Wall))
+		note += fmt.Sprintf("; frames of %s bytes on average, %s MB/s to all clients",
+			thousands(r.Bytes/r.Frames), thousands(int64(float64(r.Bytes)/r.Wall.Seconds()/1e6)))
 	}
 	return note
 }
@@ -115,7 +118,7 @@ func RunLive(ctx context.Context, s *Server, clients, perSecond, batchSize int, 
 	settle(&crowd.Seen, 15*time.Second)
 	serverAfter, _ := s.CPU()
 	res.ServerCPU, res.ClientCPU, res.Wall = serverAfter-serverBefore, selfCPU()-clientBefore, time.Since(start)
-	res.Frames, res.Gaps = crowd.Frames.Load(), crowd.Gaps.Load()
+	res.Frames, res.Bytes, res.Gaps = crowd.Frames.Load(), crowd.Bytes.Load(), crowd.Gaps.Load()
 	res.Seen, res.Resyncs, res.Broken = crowd.Seen.Load(), crowd.Resyncs.Load(), crowd.Broken.Load()
 	res.Skipped, res.Errors = skipped.Load(), errs.Load()
 	res.Marks -= int(res.Skipped)

@@ -45,6 +45,7 @@ type Clients struct {
 	Latency Histogram
 	Seen    atomic.Int64 // marks seen, over all clients
 	Frames  atomic.Int64 // delta frames read, over all clients
+	Bytes   atomic.Int64 // their payload bytes
 	Gaps    atomic.Int64 // deltas whose seq did not follow the one before
 	Resyncs atomic.Int64 // clients the server dropped for lagging
 	Broken  atomic.Int64 // connections that broke or were closed by the server
@@ -202,6 +203,7 @@ func (c *Clients) handle(w *wsConn, op int, payload []byte, marks *Marks, now in
 		}
 		w.seq = seq
 		c.Frames.Add(1)
+		c.Bytes.Add(int64(len(payload)))
 		c.scan(payload, marks, now)
 	case "snapshot":
 		w.seq, _ = frameSeq(payload)

@@ -126,9 +126,12 @@ func appendTime(b []byte, t time.Time) []byte {
 // (as Open judges a single one): a batch is refused whole, naming the
 // first bad event, so that none of it is half applied.
 func OpenBatch(data []byte) ([]crmpulse.Event, error) {
-	var events []crmpulse.Event
-	if err := json.Unmarshal(data, &events); err != nil {
-		return nil, fmt.Errorf("decode batch data: %w", err)
+	events, ok := readBatch(data)
+	if !ok {
+		events = nil
+		if err := json.Unmarshal(data, &events); err != nil {
+			return nil, fmt.Errorf("decode batch data: %w", err)
+		}
 	}
 	now := time.Now()
 	for i := range events {
@@ -137,6 +140,74 @@ func OpenBatch(data []byte) ([]crmpulse.Event, error) {
 		}
 	}
 	return events, nil
+}
+
+// readBatch reads a batch's data in one pass, as json.Unmarshal would read
+// it into a slice of events; ok is false for data it leaves to
+// json.Unmarshal (jsontext.Reader says which). It took a tenth of the
+// server's CPU in figure 1 of make bench through reflection.
+func readBatch(data []byte) (events []crmpulse.Event, ok bool) {
+	r := jsontext.NewReader(data)
+	if r.Peek() != '[' {
+		return nil, false
+	}
+	events = []crmpulse.Event{}
+	r.Array(func() {
+		events = append(events, crmpulse.Event{})
+		readEvent(r, &events[len(events)-1])
+	})
+	return events, r.End()
+}
+
+// eventNames are the JSON names of crmpulse.Event's fields.
+var eventNames = []string{"id", "tenant", "source", "user", "user_name", "entity", "record",
+	"record_name", "action", "fields", "at", "received", "origin"}
+
+// readEvent reads one event's object into e.
+func readEvent(r *jsontext.Reader, e *crmpulse.Event) {
+	r.Object(func(name []byte) {
+		switch string(name) {
+		case "id":
+			jsontext.String(r, &e.ID)
+		case "tenant":
+			jsontext.Interned(r, &e.Tenant)
+		case "source":
+			jsontext.Interned(r, &e.Source)
+		case "user":
+			jsontext.Interned(r, &e.User)
+		case "user_name":
+			jsontext.Interned(r, &e.UserName)
+		case "entity":
+			jsontext.Interned(r, &e.Entity)
+		case "record":
+			jsontext.String(r, &e.Record)
+		case "record_name":
+			jsontext.String(r, &e.RecordName)
+		case "action":
+			jsontext.Interned(r, &e.Action)
+		case "fields":
+			r.Strings(&e.Fields)
+		case "at":
+			readTime(r, &e.At)
+		case "received":
+			readTime(r, &e.Received)
+		case "origin":
+			jsontext.Interned(r, &e.Origin)
+		default:
+			r.Unknown(name, eventNames)
+		}
+	})
+}
+
+// readTime reads a time as time.Time's UnmarshalJSON does; null leaves it.
+func readTime(r *jsontext.Reader, t *time.Time) {
+	if r.Peek() == 'n' {
+		r.Skip()
+		return
+	}
+	if raw := r.Raw(); r.Failed() || t.UnmarshalJSON(raw) != nil {
+		r.Fail()
+	}
 }
 
 // OpenMessage reads the events of a log message: a batch of BatchType, or

@@ -2,6 +2,9 @@ package stream
 
 import (
 	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +118,75 @@ func FuzzAppendBatch(f *testing.F) {
 			t.Fatalf("AppendBatch:\n got %s\nwant %s", got, want)
 		}
 	})
+}
+
+// FuzzReadBatch checks that readBatch reads what json.Unmarshal reads, and
+// takes nothing json.Unmarshal refuses: OpenBatch falls back to it for
+// whatever readBatch leaves.
+func FuzzReadBatch(f *testing.F) {
+	at := time.Date(2025, 3, 1, 9, 30, 0, 123_000_000, time.UTC)
+	f.Add(string(AppendBatch(nil, []crmpulse.Event{{ID: "evt-1", Tenant: "acme", Source: "hubspot",
+		User: "u-1", UserName: "Ann", Entity: "opportunity", Record: "O-9", RecordName: "Renewal",
+		Action: crmpulse.Updated, Fields: []string{"stage", "amount"}, At: at,
+		Received: at.Add(time.Second), Origin: "CRM_UI"}})))
+	for _, s := range []string{`[]`, ` [ ] `, `null`, `[null]`, `[{}]`, `[{"ID":"x"}]`, `[{"id":"x","id":null}]`,
+		`[{"fields":[]}]`, `[{"fields":null}]`, `[{"fields":["a",""]}]`, `[{"at":"2025-03-01T09:30:00+05:30"}]`,
+		`[{"at":null,"received":"2025-03-01T09:30:00Z"}]`, `[{"at":"soon"}]`, `[{"at":1}]`,
+		`[{"extra":{"a":[1,-2.5e3,true,false,null,"x"]}}]`, `[{"id":"\u00e9"}]`, `[{"id":"é"}]`,
+		`[{"id":"\xff"}]`, `[{"id":1}]`, `[{"tenant":"a"},{"tenant":"a"}]`, `[{}] x`, `[{},]`, `[01]`,
+		`[{"ſource":"s"}]`, `[{"x":-0.1E+2}]`, `[{"x":- 1}]`, `[{"x":tru}]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		got, ok := readBatch([]byte(data))
+		var want []crmpulse.Event
+		err := json.Unmarshal([]byte(data), &want)
+		if !ok {
+			return
+		}
+		if err != nil {
+			t.Fatalf("readBatch took %q, which json.Unmarshal refuses: %v", data, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("readBatch(%q):\n got %#v\nwant %#v", data, got, want)
+		}
+	})
+}
+
+func TestReadBatchTakesAppendBatch(t *testing.T) {
+	events := benchBatch()
+	got, ok := readBatch(AppendBatch(nil, events))
+	if !ok {
+		t.Fatal("readBatch left AppendBatch's output to json.Unmarshal")
+	}
+	if len(got) != len(events) || got[0].Record != events[0].Record || !got[0].At.Equal(events[0].At) {
+		t.Errorf("readBatch read %d events, first %+v", len(got), got[0])
+	}
+}
+
+// benchBatch is a batch of 1,000 events as HubSpot's decoder makes them.
+func benchBatch() []crmpulse.Event {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	events := make([]crmpulse.Event, 1000)
+	for i := range events {
+		events[i] = crmpulse.Event{ID: fmt.Sprintf("880001:%d:%d:1767225600000", 3_100_000_000+i, 51_000_000_000+i),
+			Tenant: "7700001", Source: "hubspot", User: strconv.Itoa(2_000_000 + i%300), Entity: "contact",
+			Record: strconv.Itoa(51_000_000_000 + i), Action: crmpulse.Updated, Fields: []string{"phone"},
+			At: at, Received: at.Add(time.Duration(i) * time.Millisecond), Origin: "CRM_UI"}
+	}
+	return events
+}
+
+// BenchmarkOpenBatch reads a batch of 1,000 events, as the log's consumer
+// does for every message.
+func BenchmarkOpenBatch(b *testing.B) {
+	data := AppendBatch(nil, benchBatch())
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := OpenBatch(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/event")
 }

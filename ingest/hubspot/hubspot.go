@@ -12,6 +12,7 @@ import (
 
 	"github.com/crmpulse/crmpulse"
 	"github.com/crmpulse/crmpulse/ingest"
+	"github.com/crmpulse/crmpulse/internal/jsontext"
 )
 
 // Source is the canonical source name of HubSpot events.
@@ -69,14 +70,17 @@ func (h *Hook) Decode(r *http.Request, body []byte, now time.Time) (*ingest.Deli
 	if err := h.verify(r, body, now); err != nil {
 		return nil, err
 	}
-	var batch []notification
-	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
-		batch = make([]notification, 1)
-		if err := ingest.DecodeJSON(body, &batch[0]); err != nil {
+	batch, ok := readBatch(body)
+	if !ok {
+		batch = nil
+		if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
+			batch = make([]notification, 1)
+			if err := ingest.DecodeJSON(body, &batch[0]); err != nil {
+				return nil, err
+			}
+		} else if err := ingest.DecodeJSON(body, &batch); err != nil {
 			return nil, err
 		}
-	} else if err := ingest.DecodeJSON(body, &batch); err != nil {
-		return nil, err
 	}
 
 	d := &ingest.Delivery{}
@@ -98,6 +102,70 @@ func (h *Hook) Decode(r *http.Request, body []byte, now time.Time) (*ingest.Deli
 		return nil, err
 	}
 	return d, nil
+}
+
+// readBatch reads a delivery (an array of notifications, or a single one)
+// in one pass, as ingest.DecodeJSON would; ok is false for a body it
+// leaves to DecodeJSON (jsontext.Reader says which). Through reflection
+// the decoding was 12% of the server's CPU in figure 1 of make bench.
+func readBatch(body []byte) (batch []notification, ok bool) {
+	r := jsontext.NewReader(body)
+	switch r.Peek() {
+	case '{':
+		batch = make([]notification, 1)
+		batch[0].read(r)
+	case '[':
+		r.Array(func() {
+			batch = append(batch, notification{})
+			batch[len(batch)-1].read(r)
+		})
+	default:
+		return nil, false
+	}
+	return batch, r.End()
+}
+
+// notificationNames are the JSON names of notification's fields.
+var notificationNames = []string{"eventId", "subscriptionId", "portalId", "occurredAt", "subscriptionType",
+	"eventType", "objectId", "objectTypeId", "propertyName", "propertyValue", "changeSource", "sourceId",
+	"primaryObjectId", "newObjectId"}
+
+// read reads one notification's object into n.
+func (n *notification) read(r *jsontext.Reader) {
+	r.Object(func(name []byte) {
+		switch string(name) {
+		case "eventId":
+			jsontext.Text(r, &n.EventID)
+		case "subscriptionId":
+			jsontext.Text(r, &n.SubscriptionID)
+		case "portalId":
+			jsontext.Text(r, &n.PortalID)
+		case "occurredAt":
+			jsontext.Text(r, &n.OccurredAt)
+		case "subscriptionType":
+			jsontext.String(r, &n.SubscriptionType)
+		case "eventType":
+			jsontext.String(r, &n.EventType)
+		case "objectId":
+			jsontext.Text(r, &n.ObjectID)
+		case "objectTypeId":
+			jsontext.String(r, &n.ObjectTypeID)
+		case "propertyName":
+			jsontext.String(r, &n.PropertyName)
+		case "propertyValue":
+			jsontext.Text(r, &n.PropertyValue)
+		case "changeSource":
+			jsontext.String(r, &n.ChangeSource)
+		case "sourceId":
+			jsontext.String(r, &n.SourceID)
+		case "primaryObjectId":
+			jsontext.Text(r, &n.PrimaryObjectID)
+		case "newObjectId":
+			jsontext.Text(r, &n.NewObjectID)
+		default:
+			r.Unknown(name, notificationNames)
+		}
+	})
 }
 
 func (n *notification) kind() string {

@@ -1,9 +1,11 @@
 package hubspot
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -330,4 +332,46 @@ func FuzzDecode(f *testing.F) {
 		d, err := newHook().Decode(v3Request(t, path, timestamp, body), body, now)
 		ingesttest.Sound(t, d, err, now)
 	})
+}
+
+// FuzzReadBatch checks that readBatch reads what ingest.DecodeJSON reads,
+// and takes nothing it refuses: Decode falls back to it for whatever
+// readBatch leaves.
+func FuzzReadBatch(f *testing.F) {
+	f.Add(ingesttest.Payload(f, "testdata/batch.json"))
+	f.Add(ingesttest.Payload(f, "testdata/v1-vector.json"))
+	for _, s := range []string{`[]`, `{}`, ` {"eventId":1} `, `null`, `[null]`, `[{"EventId":1}]`,
+		`[{"eventId":"a","eventId":null}]`, `[{"objectId":01}]`, `[{"objectId":-1.5e-3}]`, `[{"objectId":true}]`,
+		`[{"sourceId":1}]`, `[{"sourceId":null}]`, `[{"propertyValue":"\u00e9"}]`, `[{"propertyValue":"é"}]`,
+		`[{"appId":{"a":[1,{"b":null}]}}]`, `[{"ſubscriptionType":"x"}]`, `[{}] x`, `[{},]`, "\v[]"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := readBatch(body)
+		if !ok {
+			return
+		}
+		var want []notification
+		var err error
+		if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
+			want = make([]notification, 1)
+			err = ingest.DecodeJSON(body, &want[0])
+		} else {
+			err = ingest.DecodeJSON(body, &want)
+		}
+		if err != nil {
+			t.Fatalf("readBatch took %q, which DecodeJSON refuses: %v", body, err)
+		}
+		if len(got) != len(want) || len(got) > 0 && !reflect.DeepEqual(got, want) {
+			t.Fatalf("readBatch(%q):\n got %#v\nwant %#v", body, got, want)
+		}
+	})
+}
+
+func TestReadBatchTakesHubSpotPayloads(t *testing.T) {
+	for _, name := range []string{"testdata/batch.json", "testdata/v1-vector.json"} {
+		if _, ok := readBatch(ingesttest.Payload(t, name)); !ok {
+			t.Errorf("readBatch left %s to encoding/json", name)
+		}
+	}
 }

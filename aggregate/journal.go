@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -11,17 +14,17 @@ import (
 // Each Apply transaction writes its changes to the columns as one journal
 // entry instead of rewriting the day chunks it touches: one key per
 // transaction rather than one per (series, day). Once foldOps changes are
-// journaled, fold rewrites the chunks they touch and deletes the entries,
-// in one Badger transaction, so a day's chunk is rewritten once per fold
-// rather than once per Apply transaction. Open loads the chunks, then
-// replays the entries left.
+// journaled, fold writes every chunk they touch as the in-memory columns
+// hold it, which is every change journaled, and then deletes the entries.
+// Each chunk it writes carries the seq of the last entry it holds, so the
+// writes need not be one transaction: Open loads the chunks, then replays
+// each entry left only into the chunks written before it.
 
 // foldOps is how many journaled changes wait before a fold; tests lower it.
-// A fold reads and rewrites every day chunk its changes touch, however few
-// changes each chunk gets, so folding rarely keeps what is rewritten per
-// event small as the chunks grow: at 20,000 the folds took most of the
-// worker's time once a few million events were stored. The entries waiting
-// cost 20 bytes a change in memory and are replayed at Open.
+// A fold rewrites every day chunk its changes touch, however few changes
+// each chunk gets, so folding rarely keeps what is rewritten per event
+// small as the chunks grow. The entries waiting cost 20 bytes a change in
+// memory and are replayed at Open.
 var foldOps = 200_000
 
 const opSize = 17
@@ -67,9 +70,30 @@ type journal struct {
 	ops []op
 }
 
+// dayOf numbers the UTC day of a stamp, as chunk keys do.
+func dayOf(t uint32) uint32 { return (t - 1) / secondsPerDay }
+
+// chunkID names a series' day chunk in memory.
+func chunkID(sid, t uint32) uint64 { return uint64(sid)<<32 | uint64(dayOf(t)) }
+
+// firstJournal returns the seq of the first entry left, or false when the
+// journal is empty.
+func firstJournal(txn *badger.Txn) (uint64, bool) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixJournal}})
+	defer it.Close()
+	it.Rewind()
+	if !it.Valid() {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(it.Item().Key()[1:]), true
+}
+
 // loadJournals replays the entries left after the last fold onto the
-// columns loaded from the chunks, and keeps them for the next fold.
-func (s *Store) loadJournals(txn *badger.Txn) error {
+// columns loaded from the chunks, and keeps them for the next fold. A
+// change goes only into what a fold cut short had not written: folded
+// holds the chunks written with an entry at or after the first left, and
+// the last entry each holds.
+func (s *Store) loadJournals(txn *badger.Txn, folded map[uint64]uint64) error {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixJournal}, PrefetchValues: true})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -83,7 +107,15 @@ func (s *Store) loadJournals(txn *badger.Txn) error {
 		if err != nil {
 			return err
 		}
-		s.applyOps(ops)
+		for _, o := range ops {
+			held, ok := folded[chunkID(o.sid, o.t)]
+			add := !ok || held < seq
+			held, ok = folded[chunkID(o.sid, o.next)]
+			repoint := o.next != 0 && (!ok || held < seq)
+			if err := s.applyOp(o, add, repoint); err != nil {
+				return err
+			}
+		}
 		s.journals = append(s.journals, journal{seq, ops})
 		s.journaled += len(ops)
 		s.nextSeq = seq + 1
@@ -91,172 +123,108 @@ func (s *Store) loadJournals(txn *badger.Txn) error {
 	return nil
 }
 
-// fold writes the journaled changes into the day chunks and deletes the
-// entries. A transaction holds whole entries, so a crash leaves each entry
-// either journaled or folded; a fold too big for one transaction is split
-// between entries, and a single entry too big (its day chunks have grown
-// large) is folded in parts. The caller holds applyMu.
+// foldInterrupted, when tests set it, stops a fold after that many chunks
+// are written, as a crash would.
+var foldInterrupted = -1
+
+var errFoldInterrupted = errors.New("fold interrupted")
+
+// fold writes every chunk the journaled changes touch from the columns,
+// then deletes the entries. The caller holds applyMu, so the columns hold
+// exactly the chunks and the journal.
 func (s *Store) fold() error {
-	return s.foldEntries(s.journals)
-}
-
-// foldEntries folds entries, the first of s.journals.
-func (s *Store) foldEntries(entries []journal) error {
-	err := s.foldTxn(entries)
-	switch {
-	case !errors.Is(err, badger.ErrTxnTooBig):
-		return err
-	case len(entries) == 1:
-		return s.foldInParts(entries[0])
+	if len(s.journals) == 0 {
+		return nil
 	}
-	half := len(entries) / 2
-	if err := s.foldEntries(entries[:half]); err != nil {
-		return err
-	}
-	return s.foldEntries(entries[half:])
-}
-
-// foldInParts folds the first entry of s.journals, j, a prefix of its
-// changes at a time. Each transaction writes the prefix into the chunks
-// and the rest back as the entry, so that after any commit every change
-// is in the chunks or in the journal, never in both. A prefix is safe to
-// fold first: a change's next touch was staged before it.
-func (s *Store) foldInParts(j journal) error {
-	ops := j.ops
-	for len(ops) > 0 {
-		n := len(ops)
-		for {
-			err := s.foldPrefix(j.seq, ops, n)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, badger.ErrTxnTooBig) || n == 1 {
-				return err
-			}
-			n /= 2
-		}
-		ops = ops[n:]
-	}
-	return nil
-}
-
-// foldPrefix folds ops[:n] of the entry seq, the first of s.journals, and
-// leaves ops[n:] journaled.
-func (s *Store) foldPrefix(seq uint64, ops []op, n int) error {
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	f := folding{txn: txn, chunks: map[string]chunk{}}
-	for _, o := range ops[:n] {
-		if err := f.add(o); err != nil {
-			return err
-		}
-	}
-	if err := f.stage(); err != nil {
-		return err
-	}
-	var err error
-	if n < len(ops) {
-		err = txn.Set(journalKey(seq), encodeOps(ops[n:]))
-	} else {
-		err = txn.Delete(journalKey(seq))
-	}
-	if err != nil {
-		return fmt.Errorf("stage journal: %w", err)
-	}
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("commit fold: %w", err)
-	}
-	s.journaled -= n
-	if n < len(ops) {
-		s.journals[0].ops = ops[n:]
-	} else {
-		s.journals = s.journals[1:]
-	}
-	return nil
-}
-
-func (s *Store) foldTxn(entries []journal) error {
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	f := folding{txn: txn, chunks: map[string]chunk{}}
-	for _, j := range entries {
+	through := s.journals[len(s.journals)-1].seq
+	touched := map[uint64]struct{}{}
+	for _, j := range s.journals {
 		for _, o := range j.ops {
-			if err := f.add(o); err != nil {
-				return err
+			touched[chunkID(o.sid, o.t)] = struct{}{}
+			if o.next != 0 {
+				touched[chunkID(o.sid, o.next)] = struct{}{}
 			}
 		}
 	}
-	if err := f.stage(); err != nil {
-		return err
-	}
-	for _, j := range entries {
-		if err := txn.Delete(journalKey(j.seq)); err != nil {
-			return fmt.Errorf("stage journal deletion: %w", err)
+	ids := slices.Sorted(maps.Keys(touched))
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	var buf []byte
+	for i, id := range ids {
+		if i == foldInterrupted {
+			if err := wb.Flush(); err != nil {
+				return err
+			}
+			return errFoldInterrupted
 		}
-	}
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("commit fold: %w", err)
-	}
-	// Entries fold in order: the ones just folded lead the list.
-	for _, j := range entries {
-		s.journaled -= len(j.ops)
-	}
-	s.journals = s.journals[len(entries):]
-	return nil
-}
-
-// folding is one fold transaction being built: the chunks it rewrites,
-// kept until all its entries are in.
-type folding struct {
-	txn    *badger.Txn
-	chunks map[string]chunk // chunk key -> new contents
-}
-
-// stage writes the rewritten chunks into the transaction.
-func (f *folding) stage() error {
-	for k, c := range f.chunks {
-		if err := f.txn.Set([]byte(k), c); err != nil {
+		sid, day := uint32(id>>32), uint32(id)
+		buf = s.series[sid].appendChunk(binary.BigEndian.AppendUint64(buf[:0], through), day)
+		key := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32([]byte{prefixChunk}, sid), day)
+		var err error
+		if len(buf) == chunkHeader {
+			err = wb.Delete(key) // retention took the day's events
+		} else {
+			err = wb.Set(key, slices.Clone(buf))
+		}
+		if err != nil {
 			return fmt.Errorf("stage chunk: %w", err)
 		}
 	}
+	for _, j := range s.journals {
+		if err := wb.Delete(journalKey(j.seq)); err != nil {
+			return fmt.Errorf("stage journal deletion: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("commit fold: %w", err)
+	}
+	s.journals, s.journaled = nil, 0
 	return nil
 }
 
-// add puts o's event into its day chunk and, for a late touch, moves the
-// next touch's previous touch to it.
-func (f *folding) add(o op) error {
-	c, key, err := f.chunk(o.sid, o.t)
-	if err != nil {
-		return err
+// appendChunk appends the entries of the series' events on day to b, in
+// time order. Touches at the same stamp are interchangeable but for being
+// a creation: the first of them are, as many as the created column holds
+// at that stamp.
+func (ser *series) appendChunk(b []byte, day uint32) []byte {
+	lo, hi := day*secondsPerDay+1, (day+1)*secondsPerDay+1
+	first := lowerBound(ser.touch, lo)
+	touch, prev := ser.touch[first:lowerBound(ser.touch, hi)], ser.prev[first:]
+	created := ser.created[lowerBound(ser.created, lo):lowerBound(ser.created, hi)]
+	deleted := ser.deleted[lowerBound(ser.deleted, lo):lowerBound(ser.deleted, hi)]
+	restored := ser.restored[lowerBound(ser.restored, lo):lowerBound(ser.restored, hi)]
+	put := func(t, p uint32, action uint8) {
+		b = binary.BigEndian.AppendUint32(b, t)
+		b = binary.BigEndian.AppendUint32(b, p)
+		b = append(b, action)
 	}
-	f.chunks[key] = c.insert(entry{t: o.t, prev: o.prev, action: uint8(o.action)})
-	if o.next == 0 {
-		return nil
+	i, c, d, r := 0, 0, 0, 0
+	for i < len(touch) || d < len(deleted) || r < len(restored) {
+		// The earliest of the three columns' next stamps; touches first.
+		switch next := min(at(touch, i), at(deleted, d), at(restored, r)); {
+		case i < len(touch) && touch[i] == next:
+			action := uint8(1)
+			if c < len(created) && created[c] == next {
+				action = 0
+				c++
+			}
+			put(next, prev[i], action)
+			i++
+		case d < len(deleted) && deleted[d] == next:
+			put(next, 0, 2)
+			d++
+		default:
+			put(next, 0, 3)
+			r++
+		}
 	}
-	c, key, err = f.chunk(o.sid, o.next)
-	if err != nil {
-		return err
-	}
-	if !c.setPrev(o.next, o.prev, o.t) {
-		return fmt.Errorf("series %d: no touch at %d after %d: %w", o.sid, o.next, o.prev, errCorrupt)
-	}
-	f.chunks[key] = c
-	return nil
+	return b
 }
 
-// chunk returns the current contents of the chunk holding stamp t.
-func (f *folding) chunk(sid, t uint32) (chunk, string, error) {
-	key := string(chunkKey(sid, t))
-	if c, ok := f.chunks[key]; ok {
-		return c, key, nil
+// at returns ts[i], or the largest stamp past its end.
+func at(ts []uint32, i int) uint32 {
+	if i < len(ts) {
+		return ts[i]
 	}
-	item, err := f.txn.Get([]byte(key))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, key, nil
-	}
-	if err != nil {
-		return nil, key, fmt.Errorf("read chunk: %w", err)
-	}
-	v, err := item.ValueCopy(nil)
-	return chunk(v), key, err
+	return math.MaxUint32
 }

@@ -198,21 +198,35 @@ func (st *staging) publish() {
 }
 
 // applyOps applies ops to the in-memory columns; the caller holds s.mu or
-// is loading the state.
+// is loading.
 func (s *Store) applyOps(ops []op) {
 	for _, o := range ops {
-		ser := s.series[o.sid]
-		switch a := crmpulse.Actions[o.action]; a {
-		case crmpulse.Created, crmpulse.Updated:
+		s.applyOp(o, true, o.next != 0)
+	}
+}
+
+// applyOp applies o's event (add) and, for a late touch, the move of the
+// next touch's previous touch to it (repoint). A replay at Open applies
+// only the halves whose chunks a fold had not written.
+func (s *Store) applyOp(o op, add, repoint bool) error {
+	ser := s.series[o.sid]
+	switch a := crmpulse.Actions[o.action]; a {
+	case crmpulse.Created, crmpulse.Updated:
+		if add {
 			ser.addTouch(o.t, o.prev, a == crmpulse.Created)
-			if o.next != 0 {
-				ser.setPrev(o.next, o.prev, o.t)
-			}
-		default:
+		}
+		if repoint && !ser.setPrev(o.next, o.prev, o.t) {
+			return fmt.Errorf("series %d: no touch at %d after %d: %w", o.sid, o.next, o.prev, errCorrupt)
+		}
+	default:
+		if add {
 			ser.addOther(a, o.t)
 		}
 	}
-	s.events += len(ops)
+	if add {
+		s.events++
+	}
+	return nil
 }
 
 // historyKey is a record's touch history key: the prefix, the series id
@@ -270,15 +284,33 @@ func decodeSeriesKey(b []byte) (seriesKey, bool) {
 	return seriesKey{p[0], p[1], p[2], p[3]}, true
 }
 
-// chunk is one series' events of one UTC day, sorted by time: per event
-// the stamp (4 bytes), the previous touch's stamp (4) and the action (1).
+// chunk is one series' events of one UTC day, sorted by time, after a
+// header of chunkHeader bytes: the seq of the last journal entry it holds.
+// Per event: the stamp (4 bytes), the previous touch's stamp (4) and the
+// action (1). A chunk written before folds wrote headers has none: its
+// length is a multiple of entrySize, which a chunk with one never is.
 type chunk []byte
 
-const entrySize = 9
+const (
+	entrySize   = 9
+	chunkHeader = 8
+)
 
 type entry struct {
 	t, prev uint32
 	action  uint8
+}
+
+// splitChunk returns the seq of the last journal entry c holds (0 when it
+// has no header) and its entries.
+func splitChunk(c chunk) (uint64, chunk, error) {
+	switch len(c) % entrySize {
+	case 0:
+		return 0, c, nil
+	case chunkHeader:
+		return binary.BigEndian.Uint64(c), c[chunkHeader:], nil
+	}
+	return 0, nil, fmt.Errorf("chunk of %d bytes: %w", len(c), errCorrupt)
 }
 
 func (c chunk) at(i int) entry {
@@ -292,34 +324,4 @@ func (c chunk) entries() []entry {
 		out[i] = c.at(i)
 	}
 	return out
-}
-
-// insert returns c with e after the entries at or before its time. It
-// writes into c's array when it has room, so the caller must own c: a
-// fold inserts hundreds of thousands of entries, and a copy of the chunk
-// for each was most of the garbage of the catch-up in figure 1 of make
-// bench.
-func (c chunk) insert(e entry) chunk {
-	n := len(c) / entrySize
-	i := n
-	for i > 0 && c.at(i-1).t > e.t {
-		i--
-	}
-	c = append(c, make([]byte, entrySize)...)
-	copy(c[(i+1)*entrySize:], c[i*entrySize:n*entrySize])
-	binary.BigEndian.PutUint32(c[i*entrySize:], e.t)
-	binary.BigEndian.PutUint32(c[i*entrySize+4:], e.prev)
-	c[i*entrySize+8] = e.action
-	return c
-}
-
-// setPrev changes one touch at t whose previous touch is old to prev.
-func (c chunk) setPrev(t, old, prev uint32) bool {
-	for i := range len(c) / entrySize {
-		if e := c.at(i); e.t == t && e.action <= 1 && e.prev == old {
-			binary.BigEndian.PutUint32(c[i*entrySize+4:], prev)
-			return true
-		}
-	}
-	return false
 }

@@ -107,10 +107,11 @@ func Open(db *badger.DB, logger *slog.Logger) (*Store, error) {
 		if err := s.loadSeries(txn); err != nil {
 			return err
 		}
-		if err := s.loadChunks(txn); err != nil {
+		folded, err := s.loadChunks(txn)
+		if err != nil {
 			return err
 		}
-		return s.loadJournals(txn)
+		return s.loadJournals(txn, folded)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
@@ -198,21 +199,33 @@ func (s *Store) loadSeries(txn *badger.Txn) error {
 // loadChunks rebuilds the columns from the day chunks. Chunks come in key
 // order (series, then day) and hold their events in time order, so every
 // column is built by appending. Chunks before the retention horizon, left
-// by a pass cut short, are skipped.
-func (s *Store) loadChunks(txn *badger.Txn) error {
+// by a pass cut short, are skipped. It returns the chunks that hold
+// journal entries still left, by a fold cut short, and the last entry
+// each holds (see loadJournals).
+func (s *Store) loadChunks(txn *badger.Txn) (map[uint64]uint64, error) {
+	folded := map[uint64]uint64{}
+	first, pending := firstJournal(txn)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixChunk}, PrefetchValues: true})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
-		sid := binary.BigEndian.Uint32(it.Item().Key()[1:])
-		if s.horizons.events > 0 && binary.BigEndian.Uint32(it.Item().Key()[5:]) < (s.horizons.events-1)/secondsPerDay {
+		key := it.Item().Key()
+		sid, day := binary.BigEndian.Uint32(key[1:]), binary.BigEndian.Uint32(key[5:])
+		if s.horizons.events > 0 && day < dayOf(s.horizons.events) {
 			continue
 		}
 		if int(sid) >= len(s.series) {
-			return fmt.Errorf("chunk of unknown series %d", sid)
+			return nil, fmt.Errorf("chunk of unknown series %d", sid)
 		}
 		ser := s.series[sid]
 		err := it.Item().Value(func(v []byte) error {
-			for _, e := range chunk(v).entries() {
+			through, c, err := splitChunk(v)
+			if err != nil {
+				return err
+			}
+			if pending && through >= first {
+				folded[uint64(sid)<<32|uint64(day)] = through
+			}
+			for _, e := range c.entries() {
 				s.events++
 				switch e.action {
 				case 0, 1:
@@ -230,10 +243,10 @@ func (s *Store) loadChunks(txn *badger.Txn) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return folded, nil
 }
 
 // Events returns how many events the report columns hold.
@@ -392,21 +405,33 @@ func sortableTime(ns int64) uint64 { return uint64(ns) ^ (1 << 63) }
 // log.
 var ErrOldState = errors.New("state written by an older crmpulse: move it aside to rebuild it from the log")
 
-// formatKey marks a state in the current format; the older one had none.
-var formatKey = []byte("\x00aggregate/format/2")
+// formatKey marks a state in the current format, whose day chunks may
+// carry a header (splitChunk); formatKey2 the one before, whose chunks
+// never do and which this one reads as it is. The first had no mark.
+var (
+	formatKey  = []byte("\x00aggregate/format/3")
+	formatKey2 = []byte("\x00aggregate/format/2")
+)
 
-// checkFormat marks a new state as the current format, and refuses an
-// older one.
+// checkFormat marks a new state, or one in the format before, as the
+// current format, so that a crmpulse from before refuses it, and refuses
+// one older still.
 func (s *Store) checkFormat() error {
 	return s.db.Update(func(txn *badger.Txn) error {
 		_, err := txn.Get(formatKey)
+		if err == nil || !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		_, err = txn.Get(formatKey2)
 		switch {
+		case errors.Is(err, badger.ErrKeyNotFound) && len(s.series) > 0:
+			return ErrOldState
 		case err == nil:
-			return nil
+			if err := txn.Delete(formatKey2); err != nil {
+				return err
+			}
 		case !errors.Is(err, badger.ErrKeyNotFound):
 			return err
-		case len(s.series) > 0:
-			return ErrOldState
 		}
 		return txn.Set(formatKey, nil)
 	})

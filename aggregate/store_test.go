@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -183,4 +184,58 @@ func ones(n int) []int {
 		out[i] = 1
 	}
 	return out
+}
+
+// TestFormatMarks checks which states Open takes: one marked with the
+// format before is read and marked anew, one with events and no mark is
+// refused.
+func TestFormatMarks(t *testing.T) {
+	dir := t.TempDir()
+	s, closeDB := openStore(t, dir)
+	if _, err := s.Apply(context.Background(), records(0, ev("u1", "r1", crmpulse.Created, "2026-03-02T09:00:00Z"))); err != nil {
+		t.Fatal(err)
+	}
+	mark := func(del, set []byte) {
+		t.Helper()
+		err := s.db.Update(func(txn *badger.Txn) error {
+			if err := txn.Delete(del); err != nil {
+				return err
+			}
+			if set == nil {
+				return nil
+			}
+			return txn.Set(set, nil)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark(formatKey, formatKey2)
+	closeDB()
+
+	s, closeDB = openStore(t, dir)
+	if s.Events() != 1 {
+		t.Errorf("a state of the format before: %d events, want 1", s.Events())
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		if _, err := txn.Get(formatKey2); !errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("the mark before is still there: %v", err)
+		}
+		_, err := txn.Get(formatKey)
+		return err
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	mark(formatKey, nil)
+	closeDB()
+
+	db, err := badger.Open(BadgerOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := Open(db, slog.New(slog.NewTextHandler(io.Discard, nil))); !errors.Is(err, ErrOldState) {
+		t.Errorf("a state without a mark: %v, want ErrOldState", err)
+	}
 }

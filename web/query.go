@@ -27,20 +27,27 @@ func (s *Server) parseQuery(v url.Values, now time.Time) (aggregate.Query, []crm
 			loc = l
 		}
 	}
-	// An instant, or a calendar date meaning its first instant in the zone.
+	// An instant, or a calendar date meaning its first instant in the zone,
+	// in the years events may have (crmpulse.Event.Validate); the zero time
+	// when the parameter is not given.
 	instant := func(name string) time.Time {
 		raw := v.Get(name)
 		if raw == "" {
 			return time.Time{}
 		}
-		if d, err := time.Parse(time.DateOnly, raw); err == nil {
-			return crmpulse.Midnight(d.Year(), d.Month(), d.Day(), loc)
-		}
 		t, err := time.Parse(time.RFC3339Nano, raw)
-		if err != nil {
-			bad(name, "%q is neither an RFC 3339 instant nor a YYYY-MM-DD date", raw)
+		if d, derr := time.Parse(time.DateOnly, raw); derr == nil {
+			t, err = crmpulse.Midnight(d.Year(), d.Month(), d.Day(), loc), nil
 		}
-		return t
+		switch {
+		case err != nil:
+			bad(name, "%q is neither an RFC 3339 instant nor a YYYY-MM-DD date", raw)
+		case t.Year() < 1970 || t.Year() > 9999:
+			bad(name, "%q is outside the years 1970 to 9999", raw)
+		default:
+			return t
+		}
+		return time.Time{}
 	}
 	asOf := now
 	if t := instant("as_of"); !t.IsZero() {

@@ -3,11 +3,13 @@ package web
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -442,7 +444,7 @@ func (h *Hub) serve(conn *websocket.Conn, out *sendConn, r *http.Request) {
 		alive()
 		var msg subscribeMsg
 		if err := json.Unmarshal(data, &msg); err != nil || msg.Type != "subscribe" {
-			c.send(errorFrame("send {\"type\":\"subscribe\",\"view\":{...}}", nil))
+			c.send(errorFrame(subscribeProblem(err), nil))
 			continue
 		}
 		params := url.Values{}
@@ -468,6 +470,25 @@ func (h *Hub) serve(conn *websocket.Conn, out *sendConn, r *http.Request) {
 		current = v
 		v.subscribe(c, msg.Since)
 	}
+}
+
+// subscribeProblem says what is wrong with a client's message that is not
+// a subscribe, from the error of reading it (nil when it read but is of
+// another type).
+func subscribeProblem(err error) string {
+	const want = `send {"type":"subscribe","view":{...},"since":SEQ}`
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typeErr) && typeErr.Field == "since":
+		return "since must be a sequence number, a whole number of 0 or more: " + want
+	case errors.As(err, &typeErr) && strings.HasPrefix(typeErr.Field, "view"):
+		return "view must be an object of the report's query parameters as strings: " + want
+	case errors.As(err, &typeErr) && typeErr.Field == "type":
+		return "type must be a string: " + want
+	case err != nil:
+		return "not a JSON object: " + want
+	}
+	return want
 }
 
 func errorFrame(detail string, errs []crmpulse.FieldError) []byte {

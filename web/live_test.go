@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -221,5 +222,23 @@ func TestCredentialsHoldNoResponse(t *testing.T) {
 	}
 	if r.Body == http.NoBody {
 		t.Error("the handler's request was changed")
+	}
+}
+
+// TestSubscribeProblemNamesTheField checks what a client is told about a
+// message it sent that is not a subscribe.
+func TestSubscribeProblemNamesTheField(t *testing.T) {
+	for _, c := range []struct{ msg, want string }{
+		{`{"type":"subscribe","view":{},"since":-5}`, "since must be a sequence number"},
+		{`{"type":"subscribe","view":{"period":7}}`, "view must be an object"},
+		{`{"type":5}`, "type must be a string"},
+		{`subscribe`, "not a JSON object"},
+		{`{"type":"hello"}`, `send {"type":"subscribe"`},
+	} {
+		var msg subscribeMsg
+		got := subscribeProblem(json.Unmarshal([]byte(c.msg), &msg))
+		if !strings.HasPrefix(got, c.want) {
+			t.Errorf("%s: %q, want it to start with %q", c.msg, got, c.want)
+		}
 	}
 }

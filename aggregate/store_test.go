@@ -239,3 +239,33 @@ func TestFormatMarks(t *testing.T) {
 		t.Errorf("a state without a mark: %v, want ErrOldState", err)
 	}
 }
+
+// TestCursorBelongsToItsPeriod pages through one day's transactions and
+// checks that the cursor is refused for another day, and that one this
+// server did not hand out is refused as such.
+func TestCursorBelongsToItsPeriod(t *testing.T) {
+	s, closeDB := openStore(t, t.TempDir())
+	defer closeDB()
+	var events []crmpulse.Event
+	for i := range 10 {
+		events = append(events, ev("u1", fmt.Sprint("r", i), crmpulse.Created, fmt.Sprintf("2026-03-0%dT09:%02d:00Z", 2+i%2, i)))
+	}
+	if _, err := s.Apply(context.Background(), records(0, events...)); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	first, next, err := s.Transactions(customQuery(day, day.AddDate(0, 0, 1)), oraclePeople, "", 2)
+	if err != nil || len(first) != 2 || next == "" {
+		t.Fatalf("first page: %d items, next %q, %v", len(first), next, err)
+	}
+	rest, _, err := s.Transactions(customQuery(day, day.AddDate(0, 0, 1)), oraclePeople, next, 10)
+	if err != nil || len(rest) != 3 {
+		t.Errorf("the same day's next page: %d items, %v; want 3", len(rest), err)
+	}
+	if _, _, err := s.Transactions(customQuery(day.AddDate(0, 0, 1), day.AddDate(0, 0, 2)), oraclePeople, next, 10); !errors.Is(err, ErrCursorPeriod) {
+		t.Errorf("the cursor on the next day: %v, want ErrCursorPeriod", err)
+	}
+	if _, _, err := s.Transactions(customQuery(day, day.AddDate(0, 0, 1)), oraclePeople, "bm90LWEtY3Vyc29y", 10); !errors.Is(err, ErrBadCursor) {
+		t.Errorf("a cursor not handed out: %v, want ErrBadCursor", err)
+	}
+}

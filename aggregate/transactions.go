@@ -49,6 +49,10 @@ func NewTransaction(e *crmpulse.Event, dir crmpulse.Directory) Transaction {
 // ErrBadCursor is returned for a cursor this server did not hand out.
 var ErrBadCursor = fmt.Errorf("cursor is not one this server handed out")
 
+// ErrCursorPeriod is returned for a cursor of a page outside the query's
+// period: of another period, or of this one before its bounds moved.
+var ErrCursorPeriod = fmt.Errorf("cursor is from a page outside this period; ask for the first page again")
+
 // Transactions returns up to limit transactions of q, newest first, after
 // the cursor a previous page returned, and the cursor of the next page (""
 // at the end).
@@ -75,6 +79,9 @@ func (s *Store) scan(q Query, dir crmpulse.Directory, cursor string, visit func(
 		k, err := base64.RawURLEncoding.DecodeString(cursor)
 		if err != nil || len(k) < 9 || k[0] != prefixTx {
 			return "", ErrBadCursor
+		}
+		if at := binary.BigEndian.Uint64(k[1:9]); at < sortableTime(q.Bounds.From.UnixNano()) || at > sortableTime(q.Bounds.To.UnixNano()) {
+			return "", ErrCursorPeriod
 		}
 		start = k
 	}

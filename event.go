@@ -146,7 +146,9 @@ func (e *Event) Validate(now time.Time) []FieldError {
 	switch {
 	case e.Entity == "":
 		bad("entity", "required")
-	case len(e.Entity) > 64 || !isEntityName(e.Entity):
+	case len(e.Entity) > 64:
+		bad("entity", "must be at most 64 bytes")
+	case !isEntityName(e.Entity):
 		bad("entity", "must be lowercase letters, digits and _, starting with a letter")
 	}
 	if strings.TrimSpace(e.Record) == "" {
@@ -165,7 +167,9 @@ func (e *Event) Validate(now time.Time) []FieldError {
 	case e.At.After(now.Add(MaxFutureSkew)):
 		bad("at", "more than five minutes in the future")
 	}
-	for _, f := range [...]struct{ name, v string }{{"id", e.ID}, {"tenant", e.Tenant}, {"source", e.Source}, {"user", e.User}} {
+	// These are parts of keys in the state (Badger refuses keys over
+	// 65,000 bytes) and of the log's partition key.
+	for _, f := range [...]struct{ name, v string }{{"id", e.ID}, {"tenant", e.Tenant}, {"source", e.Source}, {"user", e.User}, {"record", e.Record}} {
 		if strings.IndexByte(f.v, 0) >= 0 || len(f.v) > 512 {
 			bad(f.name, "must be at most 512 bytes with no NUL")
 		}

@@ -72,16 +72,36 @@ func (s *Store) EachTransaction(q Query, dir crmpulse.Directory, visit func(Tran
 	return err
 }
 
+// CheckCursor says whether cursor is "" (the first page) or one this
+// server handed out for a page of q's period: ErrBadCursor or
+// ErrCursorPeriod if not.
+func CheckCursor(q Query, cursor string) error {
+	if cursor == "" {
+		return nil
+	}
+	_, err := cursorKey(q, cursor)
+	return err
+}
+
+// cursorKey returns the transaction key a cursor names.
+func cursorKey(q Query, cursor string) ([]byte, error) {
+	k, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(k) < 9 || k[0] != prefixTx {
+		return nil, ErrBadCursor
+	}
+	if at := binary.BigEndian.Uint64(k[1:9]); at < sortableTime(q.Bounds.From.UnixNano()) || at > sortableTime(q.Bounds.To.UnixNano()) {
+		return nil, ErrCursorPeriod
+	}
+	return k, nil
+}
+
 func (s *Store) scan(q Query, dir crmpulse.Directory, cursor string, visit func(Transaction) bool) (string, error) {
 	// Keys sort by time; iterate backwards from the period's end.
 	start := binary.BigEndian.AppendUint64([]byte{prefixTx}, sortableTime(q.Bounds.To.UnixNano()))
 	if cursor != "" {
-		k, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || len(k) < 9 || k[0] != prefixTx {
-			return "", ErrBadCursor
-		}
-		if at := binary.BigEndian.Uint64(k[1:9]); at < sortableTime(q.Bounds.From.UnixNano()) || at > sortableTime(q.Bounds.To.UnixNano()) {
-			return "", ErrCursorPeriod
+		k, err := cursorKey(q, cursor)
+		if err != nil {
+			return "", err
 		}
 		start = k
 	}

@@ -195,6 +195,13 @@ func (c *Client) Transactions(q aggregate.Query, dir crmpulse.Directory, cursor 
 	if err != nil {
 		return nil, "", err
 	}
+	// A partition's cursor is checked here, so that a wrong one is the
+	// client's error and not a partition that did not answer.
+	for _, pcur := range pc.Cursors {
+		if err := aggregate.CheckCursor(q, pcur); err != nil {
+			return nil, "", err
+		}
+	}
 	got, missing := c.gather(SubjectTransactions,
 		request{Query: toWire(q), Cursors: pc.Cursors, Done: pc.Done, Limit: limit}, pc.Done)
 	if len(missing) > 0 {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -207,5 +208,41 @@ func TestUsersArePaged(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "a,b,c" {
 		t.Errorf("paged ids = %v, want a,b,c", got)
+	}
+}
+
+// TestLongRecordAndForeignCursor are two finds of a fresh user's trial: a
+// record of 100,000 bytes was accepted and then stopped the worker, and a
+// transactions cursor used with another period answered 500.
+func TestLongRecordAndForeignCursor(t *testing.T) {
+	s := startServer(t, "")
+	yesterday := time.Now().UTC().AddDate(0, 0, -1).Format(time.RFC3339)
+	long := map[string]any{"user": "u-1", "entity": "lead", "record": strings.Repeat("r", 100_000), "action": "created", "at": yesterday}
+	var p problemBody
+	if code := s.do("POST", "/v1/events", "", mustJSON(t, []any{long}), &p); code != http.StatusUnprocessableEntity ||
+		len(p.Errors) != 1 || p.Errors[0].Field != "record" {
+		t.Fatalf("a record of 100,000 bytes: %d %+v, want 422 on record", code, p)
+	}
+	var events []any
+	for i := range 3 {
+		events = append(events, map[string]any{"user": "u-1", "entity": "lead", "record": fmt.Sprint("L-", i), "action": "created", "at": yesterday})
+	}
+	if code := s.do("POST", "/v1/events", "", mustJSON(t, events), nil); code != http.StatusAccepted {
+		t.Fatalf("POST: %d", code)
+	}
+	var page struct {
+		Items []any   `json:"items"`
+		Next  *string `json:"next_cursor"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); page.Next == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		s.do("GET", "/v1/transactions?period=yesterday&limit=1", "", nil, &page)
+	}
+	if page.Next == nil {
+		t.Fatal("no second page of yesterday's transactions: the server stopped applying")
+	}
+	p = problemBody{}
+	if code := s.do("GET", "/v1/transactions?period=today&cursor="+*page.Next, "", nil, &p); code != http.StatusBadRequest ||
+		len(p.Errors) != 1 || p.Errors[0].Field != "cursor" {
+		t.Errorf("yesterday's cursor for today: %d %+v, want 400 on cursor", code, p)
 	}
 }

@@ -191,7 +191,7 @@ func (s *Server) serveTransactions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	items, next, err := s.store.Transactions(q, s.dir, v.Get("cursor"), limit)
-	if err == aggregate.ErrBadCursor {
+	if errors.Is(err, aggregate.ErrBadCursor) || errors.Is(err, aggregate.ErrCursorPeriod) {
 		problem.Write(w, http.StatusBadRequest, err.Error(), []crmpulse.FieldError{{Field: "cursor", Detail: err.Error()}})
 		return
 	}

@@ -19,7 +19,8 @@ type Source interface {
 	Report(q aggregate.Query, dir crmpulse.Directory) aggregate.Report
 	// Transactions returns a page of q's transactions, newest first; see
 	// aggregate.Store.Transactions. It returns aggregate.ErrBadCursor for
-	// a cursor it did not hand out, and ErrUnavailable when part of the
+	// a cursor it did not hand out, aggregate.ErrCursorPeriod for one of
+	// a page outside q's period, and ErrUnavailable when part of the
 	// state could not answer.
 	Transactions(q aggregate.Query, dir crmpulse.Directory, cursor string, limit int) ([]aggregate.Transaction, string, error)
 	// EachTransaction calls visit for every transaction of q, newest

@@ -143,6 +143,7 @@ func TestRouterErrorsAreProblems(t *testing.T) {
 		{"GET", "/v1/report?entity=BAN%20ANA", http.StatusBadRequest},
 		{"GET", "/v1/users?limit=0", http.StatusBadRequest},
 		{"GET", "/v1/users?cursor=nobody", http.StatusBadRequest},
+		{"GET", "/v1/live", http.StatusBadRequest}, // not a websocket handshake
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

@@ -183,7 +183,12 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 func (h *Hub) upgrader() *websocket.Upgrader {
 	h.upgradeOnce.Do(func() {
 		h.upgrade = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 16 << 10,
-			WriteBufferPool: new(sync.Pool), HandshakeTimeout: 10 * time.Second, CheckOrigin: h.srv.sameOrigin}
+			WriteBufferPool: new(sync.Pool), HandshakeTimeout: 10 * time.Second, CheckOrigin: h.srv.sameOrigin,
+			// A request that is no websocket handshake gets a problem
+			// like every other refusal, not gorilla's plain text.
+			Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+				problem.Write(w, status, "GET /v1/live is a websocket: "+reason.Error(), nil)
+			}}
 	})
 	return &h.upgrade
 }

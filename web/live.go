@@ -491,8 +491,14 @@ func subscribeProblem(err error) string {
 	return want
 }
 
+// errorFrame tells a client what is wrong with what it sent; errors, one
+// per field, only when there are any.
 func errorFrame(detail string, errs []crmpulse.FieldError) []byte {
-	data, _ := json.Marshal(map[string]any{"type": "error", "detail": detail, "errors": errs})
+	msg := map[string]any{"type": "error", "detail": detail}
+	if len(errs) > 0 {
+		msg["errors"] = errs
+	}
+	data, _ := json.Marshal(msg)
 	return prepare(data)
 }
 

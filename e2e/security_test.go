@@ -264,6 +264,10 @@ func TestManagerSeesOnlyTheirTeam(t *testing.T) {
 		})
 	}
 
+	// A change refused is not audited as made.
+	if resp, _ := s.send("PUT", "/v1/users/Nobody%20Refused", cred{bearer: adminToken}, []byte(`{"timezone":"Mars/Base"}`)); resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("PUT with a bad time zone: %d, want 422", resp.StatusCode)
+	}
 	var entries struct {
 		Items []struct{ Actor, Action, Subject string }
 	}
@@ -278,6 +282,9 @@ func TestManagerSeesOnlyTheirTeam(t *testing.T) {
 		if !seen[want] {
 			t.Errorf("audit log lacks %q; has %v", want, seen)
 		}
+	}
+	if seen["admin_token user.put person=Nobody Refused"] {
+		t.Error("the audit log records a refused PUT as a change made")
 	}
 }
 

@@ -114,8 +114,7 @@ func (s *Server) need(sc scope, next http.HandlerFunc) http.Handler {
 			u.RawQuery = v.Encode()
 			r.URL = &u
 		}
-		s.auditRequest(r, p)
-		next(w, r)
+		s.audited(w, r, p, next)
 	})
 }
 
@@ -207,8 +206,10 @@ func (s *Server) scopeView(r *http.Request, params url.Values) error {
 	return nil
 }
 
-// auditRequest records a read of people's activity or a change.
-func (s *Server) auditRequest(r *http.Request, p auth.Principal) {
+// audited serves r with next and records it in the audit log: a read of
+// people's activity when it is asked for, a change once it is made (a
+// change refused is not one).
+func (s *Server) audited(w http.ResponseWriter, r *http.Request, p auth.Principal, next http.HandlerFunc) {
 	v := r.URL.Query()
 	switch r.Pattern {
 	case "GET /v1/report":
@@ -222,9 +223,28 @@ func (s *Server) auditRequest(r *http.Request, p auth.Principal) {
 	case "GET /v1/users":
 		s.audit(r, p, "view", "directory")
 	case "PUT /v1/users/{id}":
-		s.audit(r, p, "user.put", "person="+r.PathValue("id"))
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next(sw, r)
+		if sw.status < 300 {
+			s.audit(r, p, "user.put", "person="+r.PathValue("id"))
+		}
+		return
 	}
+	next(w, r)
 }
+
+// statusWriter keeps the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (sw *statusWriter) WriteHeader(code int) {
+	sw.status = code
+	sw.ResponseWriter.WriteHeader(code)
+}
+
+func (sw *statusWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter }
 
 // subject says whose activity a query reads.
 func subject(v url.Values) string {

@@ -73,8 +73,8 @@ type journal struct {
 // dayOf numbers the UTC day of a stamp, as chunk keys do.
 func dayOf(t uint32) uint32 { return (t - 1) / secondsPerDay }
 
-// chunkID names a series' day chunk in memory.
-func chunkID(sid, t uint32) uint64 { return uint64(sid)<<32 | uint64(dayOf(t)) }
+// chunkID names a series' chunk of a UTC day in memory.
+func chunkID(sid, day uint32) uint64 { return uint64(sid)<<32 | uint64(day) }
 
 // firstJournal returns the seq of the first entry left, or false when the
 // journal is empty.
@@ -107,11 +107,14 @@ func (s *Store) loadJournals(txn *badger.Txn, folded map[uint64]uint64) error {
 		if err != nil {
 			return err
 		}
+		// A change's two halves go each where a fold had not put it.
+		unfolded := func(sid, t uint32) bool {
+			held, ok := folded[chunkID(sid, dayOf(t))]
+			return !ok || held < seq
+		}
 		for _, o := range ops {
-			held, ok := folded[chunkID(o.sid, o.t)]
-			add := !ok || held < seq
-			held, ok = folded[chunkID(o.sid, o.next)]
-			repoint := o.next != 0 && (!ok || held < seq)
+			add := unfolded(o.sid, o.t)
+			repoint := o.next != 0 && unfolded(o.sid, o.next)
 			if err := s.applyOp(o, add, repoint); err != nil {
 				return err
 			}
@@ -140,9 +143,9 @@ func (s *Store) fold() error {
 	touched := map[uint64]struct{}{}
 	for _, j := range s.journals {
 		for _, o := range j.ops {
-			touched[chunkID(o.sid, o.t)] = struct{}{}
+			touched[chunkID(o.sid, dayOf(o.t))] = struct{}{}
 			if o.next != 0 {
-				touched[chunkID(o.sid, o.next)] = struct{}{}
+				touched[chunkID(o.sid, dayOf(o.next))] = struct{}{}
 			}
 		}
 	}
@@ -159,7 +162,7 @@ func (s *Store) fold() error {
 		}
 		sid, day := uint32(id>>32), uint32(id)
 		buf = s.series[sid].appendChunk(binary.BigEndian.AppendUint64(buf[:0], through), day)
-		key := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32([]byte{prefixChunk}, sid), day)
+		key := chunkKey(sid, day)
 		var err error
 		if len(buf) == chunkHeader {
 			err = wb.Delete(key) // retention took the day's events

@@ -197,8 +197,10 @@ func (st *staging) publish() {
 	s.applyOps(st.ops)
 }
 
-// applyOps applies ops to the in-memory columns; the caller holds s.mu or
-// is loading.
+// applyOps applies the ops Apply staged to the in-memory columns; the
+// caller holds s.mu. A late touch's next touch is one the record's
+// history holds, so the columns hold it and applyOp cannot fail here; a
+// replay at Open checks it.
 func (s *Store) applyOps(ops []op) {
 	for _, o := range ops {
 		s.applyOp(o, true, o.next != 0)
@@ -267,9 +269,9 @@ func decodeStamps(b []byte) ([]uint32, bool) {
 
 const secondsPerDay = 86400
 
-func chunkKey(sid, t uint32) []byte {
-	k := binary.BigEndian.AppendUint32([]byte{prefixChunk}, sid)
-	return binary.BigEndian.AppendUint32(k, (t-1)/secondsPerDay)
+// chunkKey is the key of a series' chunk of a UTC day (dayOf).
+func chunkKey(sid, day uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32([]byte{prefixChunk}, sid), day)
 }
 
 func encodeSeriesKey(k seriesKey) []byte {

@@ -223,7 +223,7 @@ func (s *Store) loadChunks(txn *badger.Txn) (map[uint64]uint64, error) {
 				return err
 			}
 			if pending && through >= first {
-				folded[uint64(sid)<<32|uint64(day)] = through
+				folded[chunkID(sid, day)] = through
 			}
 			for _, e := range c.entries() {
 				s.events++

@@ -247,3 +247,39 @@ func TestLongRecordAndForeignCursor(t *testing.T) {
 		t.Errorf("yesterday's cursor for today: %d %+v, want 400 on cursor", code, p)
 	}
 }
+
+// TestUnknownTokenIsRefused checks that a token that matches nothing is
+// refused even where reads need none (a loopback address), so that a
+// script with a mistyped token is told so, not answered as anonymous.
+func TestUnknownTokenIsRefused(t *testing.T) {
+	const admin = "cp_admin_e2e_token_0123456789"
+	for _, env := range [][]string{nil, {"CRMPULSE_ADMIN_TOKEN=" + admin}} {
+		s := startServer(t, "", env...)
+		if code := s.do("GET", "/v1/report", "", nil, nil); code != http.StatusOK {
+			t.Errorf("%v: a read without a token got %d, want 200", env, code)
+		}
+		if env != nil {
+			if code := s.do("GET", "/v1/report", admin, nil, nil); code != http.StatusOK {
+				t.Errorf("%v: a read with the admin token got %d, want 200", env, code)
+			}
+		}
+		// The token as a bearer, and in the query as the page sends one.
+		for _, bearer := range []bool{true, false} {
+			req, _ := http.NewRequest("GET", s.url+"/v1/report", nil)
+			if bearer {
+				req.Header.Set("Authorization", "Bearer cp_mistyped")
+			} else {
+				req.URL.RawQuery = "token=cp_mistyped"
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%v, bearer %v: an unknown token got %d %s, want 401 application/problem+json",
+					env, bearer, resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -54,6 +55,9 @@ func (s *Server) parseQuery(v url.Values, now time.Time) (aggregate.Query, []crm
 		asOf = t
 	}
 	from, to := instant("from"), instant("to")
+	// A bad tz leaves the configured zone, in which the period is still
+	// checked; a bad bound leaves nothing to check it with.
+	badBounds := slices.ContainsFunc(errs, func(e crmpulse.FieldError) bool { return e.Field != "tz" })
 	period := v.Get("period")
 	if period == "" {
 		period = crmpulse.PeriodToday
@@ -62,7 +66,7 @@ func (s *Server) parseQuery(v url.Values, now time.Time) (aggregate.Query, []crm
 		}
 	}
 	var q aggregate.Query
-	if len(errs) == 0 {
+	if !badBounds {
 		b, err := crmpulse.Resolve(period, asOf, loc, s.cfg.Rules, from, to)
 		if err != nil {
 			bad("period", "%v", err)

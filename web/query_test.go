@@ -28,3 +28,25 @@ func TestQueryNamesTheBoundOutOfRange(t *testing.T) {
 		t.Errorf("a range from 1970: %+v, %v", q.Bounds, errs)
 	}
 }
+
+// TestQueryNamesEveryBadParameter checks that a bad tz does not hide a bad
+// period or filter: each is named in the one answer.
+func TestQueryNamesEveryBadParameter(t *testing.T) {
+	s := &Server{cfg: Config{Location: time.UTC}}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	v, _ := url.ParseQuery("tz=Mars/Olympus&period=fortnight&action=merged")
+	_, errs := s.parseQuery(v, now)
+	var fields []string
+	for _, e := range errs {
+		fields = append(fields, e.Field)
+	}
+	if got := strings.Join(fields, ","); got != "tz,period,action" {
+		t.Errorf("fields named %q, want tz,period,action: %+v", got, errs)
+	}
+	// A bad bound still leaves the period unchecked: it cannot be told
+	// from a custom range with a bound missing.
+	v, _ = url.ParseQuery("from=yesterday&to=2026-01-01")
+	if _, errs := s.parseQuery(v, now); len(errs) != 1 || errs[0].Field != "from" {
+		t.Errorf("a bad from: %+v, want one error on from", errs)
+	}
+}

@@ -136,8 +136,14 @@ func securityHeaders(next http.Handler) http.Handler {
 // web/auth.go) asks it when no session or token matched.
 func (s *Server) allowed(r *http.Request, sc scope) bool {
 	// A display token is judged on its own, even where reads are open.
-	if ok, isDisplay := s.displayAllowed(r, sc, requestToken(r)); isDisplay {
+	token := requestToken(r)
+	if ok, isDisplay := s.displayAllowed(r, sc, token); isDisplay {
 		return ok
+	}
+	// So is a token that matches nothing: a script with a mistyped token
+	// is told so, not served as if it had sent none.
+	if token != "" {
+		return false
 	}
 	return s.cfg.Open || (sc == scopeRead && s.cfg.OpenReads)
 }

@@ -79,15 +79,24 @@ func (s *series) loaded() {
 	s.fit()
 }
 
-// fit gives back the room the columns grew by while loading, when it is
-// more than a sixteenth of what they hold.
-func (s *series) fit() {
-	for _, col := range []*[]uint32{&s.touch, &s.prev, &s.created, &s.deleted, &s.restored} {
-		if c := *col; cap(c) > len(c)+len(c)/16 {
+// fit gives back the room the columns grew by and returns how many bytes
+// that was. It copies a column only when its room is more than an eighth
+// of what it holds, and more than the allocator's size classes would
+// round a copy up by, so a column is not copied again for nothing.
+func (s *series) fit() int {
+	freed := 0
+	for _, col := range []*[]uint32{&s.touch, &s.prev, &s.created, &s.deleted, &s.restored,
+		&s.ends.lasts, &s.ends.orphans, &s.ends.prevs} {
+		if c := *col; cap(c) > fitted(len(c)) {
 			*col = slices.Clone(c)
+			freed += 4 * (cap(c) - cap(*col))
 		}
 	}
+	return freed
 }
+
+// fitted is the most room a column of n stamps keeps after fit.
+func fitted(n int) int { return n + n/8 + 16 }
 
 // addTouch inserts a touch at t whose record was last touched at prev.
 func (s *series) addTouch(t, prev uint32, created bool) {

@@ -425,9 +425,12 @@ func TestReportMatchesOracle(t *testing.T) {
 				}
 				offset += int64(n)
 				stream = stream[n:]
-				if step%3 == 1 {
+				switch step % 3 {
+				case 1:
 					closeDB()
 					s, closeDB = openStore(t, dir)
+				case 2:
+					s.Trim() // the columns copied without their room count the same
 				}
 				if got, want := s.Events(), len(applied); got != want {
 					t.Fatalf("step %d: Events() = %d, want %d", step, got, want)

@@ -12,8 +12,12 @@ import (
 // new event (nearly every event) costs no duplicate lookup, and a record's
 // first touch in a series no history lookup. When the keys outgrow
 // the filters' capacity a new filter as large as all before it is added,
-// so the false-positive rate stays near seenFalsePositive. Only Open and
-// Apply use it, under applyMu or before the store is shared.
+// so each filter's false-positive rate stays near 1%. Only Open,
+// Apply and Trim use it, under applyMu or before the store is shared.
+//
+// Each filter has a power of two of bits, so that the last, which holds
+// fewer keys than it has room for, can be folded in half (fold) once the
+// state is quiet.
 type seenFilter struct {
 	filters []*bloom.BloomFilter
 	keys    uint // keys in the last filter
@@ -22,20 +26,34 @@ type seenFilter struct {
 }
 
 const (
-	seenFalsePositive = 0.01
-	seenMinSize       = 1 << 16
+	// seenBitsPerKey and seenHashes hold a filter's false-positive rate
+	// at 1% when it holds its capacity: -ln(0.01)/ln(2)² bits a key, and
+	// that many times ln 2 hashes, rounded.
+	seenBitsPerKey = 9.585
+	seenHashes     = 7
+	// seenMinBits is the size of the smallest filter: 128 KiB, room for
+	// 109,000 keys.
+	seenMinBits = 1 << 20
 )
 
 func newSeenFilter(expected uint) *seenFilter {
 	f := &seenFilter{}
-	f.grow(max(expected+expected/2, seenMinSize))
+	f.grow(expected)
 	return f
 }
 
-func (f *seenFilter) grow(size uint) {
-	f.filters = append(f.filters, bloom.NewWithEstimates(size, seenFalsePositive))
-	f.keys, f.size = 0, size
+// grow adds a filter with room for at least n keys.
+func (f *seenFilter) grow(n uint) {
+	bits := uint(seenMinBits)
+	for float64(bits) < float64(n)*seenBitsPerKey {
+		bits *= 2
+	}
+	f.filters = append(f.filters, bloom.New(bits, seenHashes))
+	f.keys, f.size = 0, capacityOf(bits)
 }
+
+// capacityOf is how many keys a filter of bits holds at the intended rate.
+func capacityOf(bits uint) uint { return uint(float64(bits) / seenBitsPerKey) }
 
 func (f *seenFilter) add(key string) {
 	if f.keys == f.size {
@@ -54,6 +72,29 @@ func (f *seenFilter) mayContain(key string) bool {
 		}
 	}
 	return false
+}
+
+// fold halves the last filter for as long as half of it still holds its
+// keys at the intended rate, and returns the bytes given back. A key's
+// bits in a filter of m bits are its hashes modulo m, and m is a power
+// of two, so in a filter of m/2 bits they are the same positions modulo
+// m/2: OR-ing the two halves keeps every key added.
+func (f *seenFilter) fold() int {
+	i := len(f.filters) - 1
+	last := f.filters[i]
+	freed := 0
+	for bits := last.Cap(); bits >= 2*seenMinBits && f.keys <= capacityOf(bits/2); bits /= 2 {
+		words := last.BitSet().Words()
+		half := len(words) / 2
+		folded := make([]uint64, half)
+		for j := range folded {
+			folded[j] = words[j] | words[j+half]
+		}
+		last = bloom.FromWithM(folded, bits/2, last.K())
+		freed += 8 * half
+	}
+	f.filters[i], f.size = last, capacityOf(last.Cap())
+	return freed
 }
 
 // loadFilter returns a filter of the keys in Badger that start with

@@ -269,3 +269,31 @@ func TestCursorBelongsToItsPeriod(t *testing.T) {
 		t.Errorf("a cursor not handed out: %v, want ErrBadCursor", err)
 	}
 }
+
+// TestTrimGivesBackRoom checks that the columns grown one event at a time
+// are copied without their room, and only once.
+func TestTrimGivesBackRoom(t *testing.T) {
+	s, closeDB := openStore(t, t.TempDir())
+	defer closeDB()
+	start := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for i := range 1000 {
+		at := start.Add(time.Duration(i) * time.Minute).Format(time.RFC3339)
+		e := ev("u1", fmt.Sprint("r", i%300), crmpulse.Updated, at)
+		if _, err := s.Apply(context.Background(), records(int64(i), e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if freed := s.Trim(); freed == 0 {
+		t.Fatal("Trim gave back nothing from columns grown by appends")
+	}
+	for _, ser := range s.series {
+		for _, col := range [][]uint32{ser.touch, ser.prev, ser.ends.lasts, ser.ends.orphans, ser.ends.prevs} {
+			if cap(col) > fitted(len(col)) {
+				t.Errorf("a column of %d stamps keeps room for %d after Trim", len(col), cap(col))
+			}
+		}
+	}
+	if again := s.Trim(); again != 0 {
+		t.Errorf("a second Trim gave back %d bytes", again)
+	}
+}

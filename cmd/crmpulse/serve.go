@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,30 +64,6 @@ func serveCmd() *cobra.Command {
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "text", "text or json")
 	return cmd
-}
-
-// defaultGCPercent is the Go collector's target when neither GOGC nor
-// GOMEMLIMIT is set: a collection once the heap has grown by half of what
-// was live, not by all of it. The report columns are most of a server's
-// live heap at rest (108 MB at 10M events in make bench), so at rest the
-// heap stays within 1.5 times what is live. A soft memory limit of 224 MiB
-// held less (253 MiB resident at 10M events against 292), but it made the
-// collector run almost without pause twice over: while a backlog is
-// applied, when Badger's table builders take 160 MB of the heap (figure 1
-// applied 31,600 to 36,000 events/s at 49 to 56 µs of CPU an event under
-// it, 60,300 at 27.5 µs with GOGC=50), and at 100 reports a second over
-// 10M events (p99 1.5 s against 14 ms). GOMEMLIMIT=224MiB makes the other
-// choice.
-const defaultGCPercent = 50
-
-func tuneCollector(logger *slog.Logger) {
-	_, gogc := os.LookupEnv("GOGC")
-	_, limit := os.LookupEnv("GOMEMLIMIT")
-	if gogc || limit {
-		return
-	}
-	debug.SetGCPercent(defaultGCPercent)
-	logger.Debug("Go collector target set", "gogc", defaultGCPercent)
 }
 
 func newLogger(cfg *config.Config, w *os.File) *slog.Logger {
@@ -217,6 +192,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 	wg.Go(func() {
 		t := time.NewTicker(15 * time.Second)
 		defer t.Stop()
+		idle := newIdleReleaser(logger, store.Trim)
 		for {
 			select {
 			case <-workerCtx.Done():
@@ -224,6 +200,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr interface{ Wr
 			case now := <-t.C:
 				hub.Tick(now)
 				store.ReleasePages()
+				idle.tick()
 			}
 		}
 	})

@@ -8,24 +8,45 @@ import (
 	"time"
 
 	"github.com/crmpulse/crmpulse"
+	"github.com/crmpulse/crmpulse/internal/jsontext"
 )
 
 // DecodeEvents reads canonical events posted as a JSON array or as NDJSON
 // (one object a line). A body that is not JSON at all is an *Error 400. An
 // event with bad fields is left out of the result, and each of its problems
 // is listed by index; the events and problems are in the order received.
+//
+// A body of plain events is read in one pass (readPosted); any other, and
+// one with a mistake in it, through encoding/json, which names what is
+// wrong. Through reflection alone, decoding was a third of the server's CPU
+// in figure 6 of make bench.
 func DecodeEvents(body []byte, now time.Time) ([]crmpulse.Event, []int, []crmpulse.FieldError, error) {
+	if posted, ok := readPosted(body); ok {
+		return collect(len(posted), func(i int) (crmpulse.Event, []crmpulse.FieldError) {
+			return posted[i].event(now)
+		})
+	}
+	return decodeSlowly(body, now)
+}
+
+// decodeSlowly is DecodeEvents through encoding/json.
+func decodeSlowly(body []byte, now time.Time) ([]crmpulse.Event, []int, []crmpulse.FieldError, error) {
 	raws, err := splitItems(body)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var (
-		events  []crmpulse.Event
-		indexes []int
-		errs    []crmpulse.FieldError
-	)
-	for i, raw := range raws {
-		e, bad := decodeEvent(raw, now)
+	return collect(len(raws), func(i int) (crmpulse.Event, []crmpulse.FieldError) {
+		return decodeEvent(raws[i], now)
+	})
+}
+
+// collect decodes n items with decode, keeping the valid events with
+// their indexes and the problems of the others.
+func collect(n int, decode func(i int) (crmpulse.Event, []crmpulse.FieldError)) ([]crmpulse.Event, []int, []crmpulse.FieldError, error) {
+	events, indexes := make([]crmpulse.Event, 0, n), make([]int, 0, n)
+	var errs []crmpulse.FieldError
+	for i := range n {
+		e, bad := decode(i)
 		for _, fe := range bad {
 			fe.Index = &i
 			errs = append(errs, fe)
@@ -84,6 +105,77 @@ type postedEvent struct {
 	Fields     []string `json:"fields"`
 }
 
+// postedNames are the JSON names of postedEvent's fields.
+var postedNames = []string{"id", "tenant", "source", "user", "user_name", "entity", "record",
+	"record_name", "action", "at", "fields"}
+
+// readPosted reads a body of events whose fields all have their types, as
+// a JSON array or NDJSON, in one pass and as encoding/json would; ok is
+// false for a body it leaves to encoding/json (jsontext.Reader says which).
+func readPosted(body []byte) (posted []postedEvent, ok bool) {
+	trimmed := bytes.TrimSpace(body)
+	r := jsontext.NewReader(trimmed)
+	if r.Peek() == '[' {
+		r.Array(func() {
+			posted = append(posted, postedEvent{})
+			posted[len(posted)-1].read(r)
+		})
+		return posted, r.End()
+	}
+	posted = make([]postedEvent, 0, bytes.Count(trimmed, []byte{'\n'})+1)
+	for text := range bytes.Lines(trimmed) {
+		if text = bytes.TrimSpace(text); len(text) == 0 {
+			continue
+		}
+		r.Reset(text)
+		posted = append(posted, postedEvent{})
+		if posted[len(posted)-1].read(r); !r.End() {
+			return nil, false
+		}
+	}
+	return posted, len(posted) > 0
+}
+
+// read reads one event's object into p.
+func (p *postedEvent) read(r *jsontext.Reader) {
+	r.Object(func(name []byte) {
+		switch string(name) {
+		case "id":
+			jsontext.String(r, &p.ID)
+		case "tenant":
+			jsontext.Interned(r, &p.Tenant)
+		case "source":
+			jsontext.Interned(r, &p.Source)
+		case "user":
+			jsontext.Interned(r, &p.User)
+		case "user_name":
+			jsontext.Interned(r, &p.UserName)
+		case "entity":
+			jsontext.Interned(r, &p.Entity)
+		case "record":
+			jsontext.String(r, &p.Record)
+		case "record_name":
+			jsontext.String(r, &p.RecordName)
+		case "action":
+			jsontext.Interned(r, &p.Action)
+		case "at":
+			jsontext.String(r, &p.At)
+		case "fields":
+			r.Strings(&p.Fields)
+		default:
+			r.Unknown(name, postedNames)
+		}
+	})
+}
+
+// event makes the canonical event of p, normalized and checked.
+func (p *postedEvent) event(now time.Time) (crmpulse.Event, []crmpulse.FieldError) {
+	e := crmpulse.Event{ID: p.ID, Tenant: p.Tenant, Source: p.Source, User: p.User, UserName: p.UserName,
+		Entity: p.Entity, Record: p.Record, RecordName: p.RecordName, Action: crmpulse.Action(p.Action),
+		Fields: p.Fields}
+	return finish(e, p.At, nil, now)
+}
+
 // decodeEvent reads one posted event. An event whose fields all have their
 // types is read in one pass; any other is read field by field, so that
 // each bad field is named.
@@ -92,10 +184,7 @@ func decodeEvent(raw json.RawMessage, now time.Time) (crmpulse.Event, []crmpulse
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return decodeFields(raw, now)
 	}
-	e := crmpulse.Event{ID: p.ID, Tenant: p.Tenant, Source: p.Source, User: p.User, UserName: p.UserName,
-		Entity: p.Entity, Record: p.Record, RecordName: p.RecordName, Action: crmpulse.Action(p.Action),
-		Fields: p.Fields}
-	return finish(e, p.At, nil, now)
+	return p.event(now)
 }
 
 // decodeFields reads a posted event field by field, naming each bad one.

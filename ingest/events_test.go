@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,58 @@ func FuzzDecodeEvents(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzReadPosted checks that the one-pass read of a body gives what
+// encoding/json gives, and takes nothing it refuses: DecodeEvents falls
+// back to it for whatever readPosted leaves.
+func FuzzReadPosted(f *testing.F) {
+	const event = `{"id":"e1","user":"u","entity":"lead","record":"1","action":"created","at":"2026-01-01T00:00:00Z","fields":["a"]}`
+	for _, s := range []string{event, "[" + event + "," + event + "]", event + "\n\n" + event + "\n", "[]", "\v[" + event + "]",
+		`[null]`, `{}{}`, `{"user":"a","user":"b"}`, `{"User":"a"}`, `{"ſource":"x"}`, `{"fields":null}`, `{"fields":[]}`,
+		`{"record":"\u00e9"}`, `{"record":"é"}`, `{"record":5}`, `{"x":{"y":[1,true,null]}}`, `[{}] x`, `[{},]`,
+		"{\"record\":\"\xff\"}", `{"at":"2026-13-01T00:00:00Z"}`, "{}\n[]"} {
+		f.Add([]byte(s))
+	}
+	// Valid events but for one member, so that a difference shows in the
+	// event and not only in its problems.
+	for _, member := range []string{`"User":"x"`, `"user":"x","user":null`, `"record":"\u00e9"`, `"fields":[]`,
+		`"fields":null`, `"RECORD_NAME":"x"`, `"extra":[{"a":1}]`, `"source":"x","source":"y"`} {
+		f.Add([]byte(event[:len(event)-1] + "," + member + "}"))
+	}
+	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if _, ok := readPosted(body); !ok {
+			return
+		}
+		events, idx, errs, err := DecodeEvents(body, now)
+		if err != nil {
+			t.Fatalf("readPosted took %q, and DecodeEvents refused it: %v", body, err)
+		}
+		wantEvents, wantIdx, wantErrs, err := decodeSlowly(body, now)
+		if err != nil {
+			t.Fatalf("readPosted took %q, which encoding/json refuses: %v", body, err)
+		}
+		if !reflect.DeepEqual(events, wantEvents) || !reflect.DeepEqual(idx, wantIdx) || !reflect.DeepEqual(errs, wantErrs) {
+			t.Fatalf("body %q:\none pass       %+v %v %+v\nencoding/json  %+v %v %+v",
+				body, events, idx, errs, wantEvents, wantIdx, wantErrs)
+		}
+	})
+}
+
+// TestReadPostedTakesWhatImportSends checks that the one pass reads the
+// bodies crmpulse import and the README's examples send, so that they do
+// not fall back to encoding/json.
+func TestReadPostedTakesWhatImportSends(t *testing.T) {
+	for _, body := range []string{
+		`{"id":"row-1","tenant":"acme","source":"salesforce","user":"005","user_name":"Ana Ruiz","entity":"opportunity",` +
+			`"record":"006","record_name":"Cancity renewal","action":"updated","fields":["StageName"],"at":"2026-01-02T10:00:00Z"}` + "\n",
+		`[{"user":"u","entity":"lead","record":"1","action":"created","at":"2026-01-01T00:00:00+01:00"}]`,
+	} {
+		if posted, ok := readPosted([]byte(body)); !ok || len(posted) != 1 {
+			t.Errorf("readPosted(%s) = %d events, %v; want 1, true", body, len(posted), ok)
+		}
+	}
 }
 
 func TestDecodeEventsRefusesWhatIsNoEvent(t *testing.T) {

@@ -7,7 +7,8 @@ import (
 
 // Reader reads JSON of a shape its caller knows (arrays of flat objects of
 // strings, numbers and arrays of strings) in one pass, without reflection,
-// for the decoders on hot paths (the log's batches, HubSpot deliveries).
+// for the decoders on hot paths (the log's batches, HubSpot deliveries,
+// canonical events).
 // It reads only what it reads exactly as encoding/json does: at anything
 // else (an escape in a string, invalid UTF-8, a value of another type, a
 // member name that encoding/json would match ignoring case) it fails, and
@@ -28,6 +29,12 @@ const maxSkipDepth = 64
 
 // NewReader returns a reader of b.
 func NewReader(b []byte) *Reader { return &Reader{b: b} }
+
+// Reset makes r a reader of b, keeping the strings it interned: for a
+// document of many values read one by one, such as NDJSON's lines.
+func (r *Reader) Reset(b []byte) {
+	r.b, r.i, r.failed, r.depth = b, 0, false, 0
+}
 
 // Failed reports whether the reader met anything it does not read exactly
 // as encoding/json would; what it returned since is meaningless.

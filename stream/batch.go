@@ -72,54 +72,9 @@ func AppendBatch(b []byte, events []crmpulse.Event) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendEvent(b, &events[i])
+		b = events[i].AppendJSON(b, events[i].Identity())
 	}
 	return append(b, ']')
-}
-
-// appendEvent writes e as json.Marshal writes crmpulse.Event, with the
-// identity as id: the same names, omissions, escapes and time format.
-func appendEvent(b []byte, e *crmpulse.Event) []byte {
-	b = appendField(b, `{"id":`, e.Identity())
-	b = appendField(b, `,"tenant":`, e.Tenant)
-	b = appendField(b, `,"source":`, e.Source)
-	b = appendField(b, `,"user":`, e.User)
-	if e.UserName != "" {
-		b = appendField(b, `,"user_name":`, e.UserName)
-	}
-	b = appendField(b, `,"entity":`, e.Entity)
-	b = appendField(b, `,"record":`, e.Record)
-	if e.RecordName != "" {
-		b = appendField(b, `,"record_name":`, e.RecordName)
-	}
-	b = appendField(b, `,"action":`, string(e.Action))
-	if len(e.Fields) > 0 {
-		b = append(b, `,"fields":[`...)
-		for i, f := range e.Fields {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsontext.AppendString(b, f)
-		}
-		b = append(b, ']')
-	}
-	b = appendTime(append(b, `,"at":`...), e.At)
-	if !e.Received.IsZero() {
-		b = appendTime(append(b, `,"received":`...), e.Received)
-	}
-	if e.Origin != "" {
-		b = appendField(b, `,"origin":`, e.Origin)
-	}
-	return append(b, '}')
-}
-
-func appendField(b []byte, name, value string) []byte {
-	return jsontext.AppendString(append(b, name...), value)
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	return append(t.AppendFormat(b, time.RFC3339Nano), '"')
 }
 
 // OpenBatch reads the events of a batch's data. Every event must be valid

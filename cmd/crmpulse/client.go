@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,11 +24,7 @@ func newAPIClient(base, token string) *apiClient {
 // send makes a request with a JSON body, retrying what may succeed later
 // (connection errors, 429 and 5xx answers) with backoff. Every request the
 // import commands make is idempotent, so a retry never counts twice.
-func (c *apiClient) send(ctx context.Context, method, path string, body any) ([]byte, error) {
-	data, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
+func (c *apiClient) send(ctx context.Context, method, path string, data []byte) ([]byte, error) {
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		answer, retry, err := c.once(ctx, method, path, data)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -36,7 +37,11 @@ CRMPULSE_ADMIN_TOKEN). Rows without an id are listed by line number.`,
 			}
 			client := newAPIClient(server, os.Getenv("CRMPULSE_ADMIN_TOKEN"))
 			for _, p := range people {
-				if _, err := client.send(cmd.Context(), "PUT", "/v1/users/"+url.PathEscape(p.ID), p); err != nil {
+				body, err := json.Marshal(p)
+				if err != nil {
+					return err
+				}
+				if _, err := client.send(cmd.Context(), "PUT", "/v1/users/"+url.PathEscape(p.ID), body); err != nil {
 					return fmt.Errorf("users import %s: %w", args[0], err)
 				}
 			}

@@ -77,7 +77,10 @@ func ratio(a, b float64) string {
 	if a <= 0 || b <= 0 {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.2f×", a/b)
+	if r := a / b; r < 100 {
+		return fmt.Sprintf("%.2f×", r)
+	}
+	return thousands(int64(a/b)) + "×"
 }
 
 func thousands(n int64) string {

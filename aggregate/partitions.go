@@ -124,6 +124,21 @@ func (ps *Partitions) Owned() []int32 {
 	return out
 }
 
+// Trim gives back the mapped pages and the spare room of every open
+// partition (Store.ReleasePages and Store.Trim), as a quiet process does
+// every few seconds, and returns the bytes of heap Trim gave back.
+func (ps *Partitions) Trim() int {
+	freed := 0
+	for _, p := range ps.Owned() {
+		ps.View(p, func(s *Store) error {
+			s.ReleasePages()
+			freed += s.Trim()
+			return nil
+		})
+	}
+	return freed
+}
+
 // Resume returns the first offset of p not yet applied, 0 when p is not
 // open or was never consumed; it is a crmpulse.ResumeFunc.
 func (ps *Partitions) Resume(p int32) int64 {

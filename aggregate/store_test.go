@@ -275,6 +275,43 @@ func TestCursorBelongsToItsPeriod(t *testing.T) {
 func TestTrimGivesBackRoom(t *testing.T) {
 	s, closeDB := openStore(t, t.TempDir())
 	defer closeDB()
+	growColumns(t, s)
+	if freed := s.Trim(); freed == 0 {
+		t.Fatal("Trim gave back nothing from columns grown by appends")
+	}
+	checkFitted(t, s)
+	if again := s.Trim(); again != 0 {
+		t.Errorf("a second Trim gave back %d bytes", again)
+	}
+}
+
+// TestPartitionsTrimReachesEveryPartition checks that a worker's quiet
+// tick trims the store of each partition it holds.
+func TestPartitionsTrimReachesEveryPartition(t *testing.T) {
+	ps, err := OpenPartitions(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.CloseAll()
+	for p := range int32(2) {
+		s, err := ps.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		growColumns(t, s)
+	}
+	if freed := ps.Trim(); freed == 0 {
+		t.Fatal("Partitions.Trim gave back nothing")
+	}
+	for p := range int32(2) {
+		checkFitted(t, ps.Store(p))
+	}
+}
+
+// growColumns applies 1,000 updates of 300 records, so that the columns
+// have grown by appends.
+func growColumns(t *testing.T, s *Store) {
+	t.Helper()
 	start := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	for i := range 1000 {
 		at := start.Add(time.Duration(i) * time.Minute).Format(time.RFC3339)
@@ -283,17 +320,16 @@ func TestTrimGivesBackRoom(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if freed := s.Trim(); freed == 0 {
-		t.Fatal("Trim gave back nothing from columns grown by appends")
-	}
+}
+
+// checkFitted fails t for a column of s with more room than Trim leaves.
+func checkFitted(t *testing.T, s *Store) {
+	t.Helper()
 	for _, ser := range s.series {
 		for _, col := range [][]uint32{ser.touch, ser.prev, ser.ends.lasts, ser.ends.orphans, ser.ends.prevs} {
 			if cap(col) > fitted(len(col)) {
 				t.Errorf("a column of %d stamps keeps room for %d after Trim", len(col), cap(col))
 			}
 		}
-	}
-	if again := s.Trim(); again != 0 {
-		t.Errorf("a second Trim gave back %d bytes", again)
 	}
 }

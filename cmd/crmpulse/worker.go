@@ -87,6 +87,23 @@ func runWorker(ctx context.Context, cfg *config.Config, stdout io.Writer) error 
 	go httpSrv.Serve(ln)
 	defer httpSrv.Close()
 
+	// As in serve: the collector's target, and what a quiet worker holds
+	// for growth given back every 15 s.
+	tuneCollector(logger)
+	go func() {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		idle := newIdleReleaser(logger, parts.Trim)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				idle.tick()
+			}
+		}
+	}()
+
 	logger.Info("worker started", "kafka", cfg.Kafka, "nats", cfg.NATS, "data", cfg.Data, "addr", ln.Addr().String())
 	fmt.Fprintf(stdout, "crmpulse worker is running: metrics on http://%s/metrics\n", ln.Addr())
 	if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {

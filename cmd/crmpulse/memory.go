@@ -10,10 +10,11 @@ import (
 
 // defaultGCPercent is the Go collector's target when neither GOGC nor
 // GOMEMLIMIT is set: a collection once the heap has grown by half of what
-// was live, not by all of it. The report columns are most of a server's
-// live heap at rest (108 MB at 10M events in make bench), so the heap
-// stays within 1.5 times what is live. A soft memory limit of 224 MiB
-// held less (253 MiB resident at 10M events against 292), but it made the
+// was live, not by all of it. The report columns are the largest part
+// of a server's live heap at rest (77 MB of 175 at 10M events in make
+// bench), so the heap stays within 1.5 times what is live. A soft
+// memory limit of 224 MiB held less (253 MiB resident at 10M events
+// against 292, before the columns were trimmed), but it made the
 // collector run almost without pause twice over: while a backlog is
 // applied, when Badger's table builders take 160 MB of the heap (figure 1
 // applied 31,600 to 36,000 events/s at 49 to 56 µs of CPU an event under
@@ -36,9 +37,9 @@ func tuneCollector(logger *slog.Logger) {
 // system when the server has gone quiet. The runtime keeps what the last
 // collection freed, and the garbage made since, for as long as the heap
 // may grow back to its target, 1.5 times what is live: after a backlog or
-// a burst of reports, about 100 MiB more resident memory than the state
-// needs (394 to 417 MiB at 10M events in make bench, just after the
-// reports, against about 230 MiB once given back), held for as long as the
+// a burst of reports, 100 to 180 MiB more resident memory than the state
+// needs (333 to 417 MiB at 10M events in make bench, just after the
+// reports, against 233 to 242 MiB once given back), held for as long as the
 // server stays quiet. A forced collection of such a heap took 42 ms and
 // holds up allocations while the pages are given back, so it is done
 // only when the process allocated little in a whole tick and much can be

@@ -212,6 +212,17 @@ func (t *Tokens) Lookup(token string) (Principal, bool) {
 	return Principal{}, false
 }
 
+// BearerToken returns the token of an Authorization header value of the
+// Bearer scheme, whose name matches in any case (RFC 9110, 11.1); ok is
+// false for any other scheme or none.
+func BearerToken(header string) (token string, ok bool) {
+	scheme, token, found := strings.Cut(header, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimLeft(token, " "), true
+}
+
 // HashToken returns the token_hash of a token, for the configuration file.
 func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))

@@ -126,3 +126,23 @@ func TestOIDCSignsInThroughALocalProvider(t *testing.T) {
 		t.Errorf("no role claim: got %v, want ErrNoRole", err)
 	}
 }
+
+// TestBearerTokenSchemeIgnoresCase checks that the scheme name matches in
+// any case, as HTTP defines it, and that no other scheme gives a token.
+func TestBearerTokenSchemeIgnoresCase(t *testing.T) {
+	for _, tt := range []struct {
+		header, token string
+		ok            bool
+	}{
+		{"Bearer cp_abc", "cp_abc", true},
+		{"bearer cp_abc", "cp_abc", true},
+		{"BEARER  cp_abc", "cp_abc", true},
+		{"Basic dXNlcjpwdw==", "", false},
+		{"Bearercp_abc", "", false},
+		{"", "", false},
+	} {
+		if token, ok := BearerToken(tt.header); token != tt.token || ok != tt.ok {
+			t.Errorf("BearerToken(%q) = %q, %v; want %q, %v", tt.header, token, ok, tt.token, tt.ok)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"os"
@@ -87,6 +88,19 @@ func TestBadEvents(t *testing.T) {
 			if code := s.do("POST", "/v1/events", tok, mustJSON(t, []any{good}), &p); code != http.StatusUnauthorized {
 				t.Errorf("token %q: status = %d, want 401", tok, code)
 			}
+		}
+	})
+
+	t.Run("the bearer scheme is taken in any case", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", s.url+"/v1/events", bytes.NewReader(mustJSON(t, good)))
+		req.Header.Set("Authorization", "bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Errorf("the ingest token after \"bearer\": status %d, want 202", resp.StatusCode)
 		}
 	})
 }
@@ -263,11 +277,12 @@ func TestUnknownTokenIsRefused(t *testing.T) {
 				t.Errorf("%v: a read with the admin token got %d, want 200", env, code)
 			}
 		}
-		// The token as a bearer, and in the query as the page sends one.
-		for _, bearer := range []bool{true, false} {
+		// The token as a bearer (the scheme's name in any case), and in
+		// the query as the page sends one.
+		for _, scheme := range []string{"Bearer", "bearer", ""} {
 			req, _ := http.NewRequest("GET", s.url+"/v1/report", nil)
-			if bearer {
-				req.Header.Set("Authorization", "Bearer cp_mistyped")
+			if scheme != "" {
+				req.Header.Set("Authorization", scheme+" cp_mistyped")
 			} else {
 				req.URL.RawQuery = "token=cp_mistyped"
 			}
@@ -277,8 +292,8 @@ func TestUnknownTokenIsRefused(t *testing.T) {
 			}
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/problem+json" {
-				t.Errorf("%v, bearer %v: an unknown token got %d %s, want 401 application/problem+json",
-					env, bearer, resp.StatusCode, resp.Header.Get("Content-Type"))
+				t.Errorf("%v, scheme %q: an unknown token got %d %s, want 401 application/problem+json",
+					env, scheme, resp.StatusCode, resp.Header.Get("Content-Type"))
 			}
 		}
 	}

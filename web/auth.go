@@ -45,7 +45,7 @@ type principalKey struct{}
 // tells whether r carried any credential at all.
 func (s *Server) principalOf(r *http.Request) (p auth.Principal, found, presented bool) {
 	sec := &s.cfg.Security
-	token, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token, bearer := auth.BearerToken(r.Header.Get("Authorization"))
 	if !bearer {
 		token = r.URL.Query().Get("token")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/crmpulse/crmpulse"
+	"github.com/crmpulse/crmpulse/auth"
 	"github.com/crmpulse/crmpulse/problem"
 )
 
@@ -268,7 +269,7 @@ func (s *Server) inDisplayView(rec displayRecord, q url.Values, now time.Time) b
 
 // requestToken is the bearer token of a request, or its token parameter.
 func requestToken(r *http.Request) string {
-	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+	if token, ok := auth.BearerToken(r.Header.Get("Authorization")); ok {
 		return token
 	}
 	return r.URL.Query().Get("token")

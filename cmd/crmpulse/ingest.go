@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -108,7 +107,7 @@ func shareTopic(ctx context.Context, cfg *config.Config, evlog *kafka.Log, logge
 func needIngest(open bool, tokens *auth.Tokens, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !open {
-			token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			token, ok := auth.BearerToken(r.Header.Get("Authorization"))
 			p, found := tokens.Lookup(token)
 			if !ok || !found || !p.Has(auth.ScopeIngest) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="crmpulse"`)

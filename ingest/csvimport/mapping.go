@@ -4,7 +4,10 @@
 package csvimport
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -53,13 +56,24 @@ func LoadMapping(path string) (*Mapping, error) {
 		return nil, fmt.Errorf("read mapping: %w", err)
 	}
 	var m Mapping
-	if err := yaml.Unmarshal(data, &m); err != nil {
+	if err := decodeStrict(data, &m); err != nil {
 		return nil, fmt.Errorf("mapping %s: %w", path, err)
 	}
 	if err := m.check(); err != nil {
 		return nil, fmt.Errorf("mapping %s: %w", path, err)
 	}
 	return &m, nil
+}
+
+// decodeStrict reads a YAML mapping, refusing a key it does not know by
+// name and line, so that a misspelt one is not silently left out.
+func decodeStrict(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
 }
 
 func (m *Mapping) check() error {

@@ -7,8 +7,6 @@ import (
 	"os"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/crmpulse/crmpulse"
 )
 
@@ -37,7 +35,7 @@ func LoadPeopleMapping(path string) (*PeopleMapping, error) {
 		return nil, fmt.Errorf("read mapping: %w", err)
 	}
 	var m PeopleMapping
-	if err := yaml.Unmarshal(data, &m); err != nil {
+	if err := decodeStrict(data, &m); err != nil {
 		return nil, fmt.Errorf("mapping %s: %w", path, err)
 	}
 	if m.ID == "" {

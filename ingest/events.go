@@ -80,8 +80,13 @@ func splitItems(body []byte) ([]json.RawMessage, error) {
 		if len(text) == 0 {
 			continue
 		}
-		if text[0] != '{' || !json.Valid(text) {
+		if text[0] != '{' {
 			return nil, BadRequest("line %d is not a JSON object: send a JSON array of events or one JSON object a line", line)
+		}
+		if !json.Valid(text) {
+			var v json.RawMessage
+			return nil, BadRequest("line %d is not valid JSON (%v): send a JSON array of events or one JSON object a line",
+				line, json.Unmarshal(text, &v))
 		}
 		items = append(items, json.RawMessage(text))
 	}

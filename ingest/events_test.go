@@ -185,3 +185,13 @@ func FuzzText(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeEventsSaysWhyALineIsNotJSON checks that a cut-off NDJSON line
+// is named with what is wrong in it, not only as no object.
+func TestDecodeEventsSaysWhyALineIsNotJSON(t *testing.T) {
+	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	_, _, _, err := DecodeEvents([]byte("{}\n{\"user\":\"u-1\","), now)
+	if err == nil || !strings.Contains(err.Error(), "line 2 is not valid JSON (unexpected end of JSON input)") {
+		t.Errorf("a cut-off second line: %v, want it named with the reason", err)
+	}
+}
